@@ -1,0 +1,24 @@
+# Two commands a newcomer needs: `make demo` and `make test`. Both build .venv themselves.
+VENV   := .venv
+PY     := $(VENV)/bin/python
+STAMP  := $(VENV)/.installed
+
+.PHONY: demo test install clean-data
+
+$(STAMP): pyproject.toml constraints.txt
+	python3 -m venv $(VENV)
+	$(PY) -m pip install -q -U pip
+	$(PY) -m pip install -q -c constraints.txt torch==2.14.1 torchvision==0.29.1
+	$(PY) -m pip install -q -c constraints.txt -e .
+	touch $(STAMP)
+
+install: $(STAMP)
+
+demo: $(STAMP)
+	$(VENV)/bin/hm-recsys demo
+
+test: $(STAMP)
+	$(VENV)/bin/pytest -q
+
+clean-data:
+	rm -rf data/raw data/tables data/dagster_home data/submissions data/reports data/mlruns data/mlflow.db

@@ -1,0 +1,1 @@
+"""hm_recsys: two-stage fashion recommender on Dagster."""
