@@ -1,0 +1,1 @@
+"""The thin Dagster layer: assets, resources, partitions, jobs and schedules over the pure modules."""

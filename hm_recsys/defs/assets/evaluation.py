@@ -1,0 +1,44 @@
+"""Per-week evaluation: MAP@12 of every recommender's submission file, into metadata, MLflow and JSON."""
+
+import dagster as dg
+
+from hm_recsys.defs.resources import DataResource, MlflowTracking
+from hm_recsys.defs.versioning import code_version, data_version
+
+def build(weeks: dg.PartitionsDefinition, recommenders: list[str]) -> dg.AssetsDefinition:
+    @dg.asset(
+        partitions_def=weeks,
+        deps=["transactions", *recommenders],
+        group_name="evaluation",
+        code_version=code_version("1"),
+        kinds={"mlflow"},
+    )
+    def evaluation(context: dg.AssetExecutionContext, data: DataResource, mlflow: MlflowTracking) -> dg.MaterializeResult:
+        """MAP@12 (Kaggle's definition) of each recommender's CSV, scored from the file as written."""
+        import mlflow as mlf
+
+        from hm_recsys import io
+        from hm_recsys.evaluation import score_week
+
+        tables = data.tables()
+        report = score_week(tables, context.partition_key, {r: data.paths.submission(context.partition_key, r) for r in recommenders})
+        path = io.write_json(report, data.paths.metrics(context.partition_key))
+        with mlflow.run(context) as run_id:
+            mlf.log_metrics({f"map12_{name}": value for name, value in report["map12"].items()})
+            mlf.log_metric("buyers", report["buyers"])
+            mlf.log_artifact(str(path), artifact_path=f"reports/{context.partition_key}")
+        if not report["map12"]:
+            context.log.info(f"week {context.partition_key} has no purchases yet (production week): nothing to score")
+        table = "\n".join(f"| {k} | {v:.5f} |" for k, v in sorted(report["map12"].items(), key=lambda kv: -kv[1]))
+        return dg.MaterializeResult(
+            data_version=data_version(path),
+            metadata={
+                "buyers": report["buyers"],
+                "mlflow_run_id": run_id,
+                "path": dg.MetadataValue.path(str(path)),
+                "map12": dg.MetadataValue.md("| recommender | MAP@12 |\n|---|---|\n" + table) if table else "no purchases",
+                **{f"map12/{k}": dg.FloatMetadataValue(v) for k, v in report["map12"].items()},
+            },
+        )
+
+    return evaluation

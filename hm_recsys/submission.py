@@ -1,0 +1,120 @@
+"""Kaggle submission files: ``customer_id,prediction`` with 12 distinct space-separated 10-digit ids.
+
+Recommenders produce long frames ``(customer_idx, article_idx, rank)``; this module fills every
+customer up to 12 with a popular list, converts to the Kaggle format, validates it, writes it
+atomically, and reads it back for scoring (so what is scored is exactly what was written).
+"""
+
+from __future__ import annotations
+
+from pathlib import Path
+
+import polars as pl
+
+from hm_recsys import io
+from hm_recsys.metrics import K
+from hm_recsys.schema import ARTICLE_ID_DIGITS
+from hm_recsys.tables import Tables
+
+HEADER = ["customer_id", "prediction"]
+
+
+class SubmissionError(ValueError):
+    """A submission that Kaggle would reject."""
+
+
+def fill_popular(recs: pl.DataFrame, popular: list[int], n_customers: int, k: int = K) -> pl.DataFrame:
+    """Every customer ``0..n_customers-1`` gets exactly ``k`` distinct articles: their own first, then ``popular``."""
+    if len(set(popular)) < k:
+        raise ValueError(f"the popular fill list needs {k} distinct articles, got {len(set(popular))}")
+    own = (
+        recs.select("customer_idx", "article_idx", "rank")
+        .sort("customer_idx", "rank", "article_idx")
+        .unique(["customer_idx", "article_idx"], keep="first", maintain_order=True)
+        .with_columns(order=pl.int_range(pl.len()).over("customer_idx"))
+        .filter(pl.col("order") < k)
+    )
+    fill = pl.DataFrame(
+        {"article_idx": pl.Series(list(dict.fromkeys(popular))[: 2 * k], dtype=pl.Int32)}
+    ).with_row_index("fill_order")
+    customers = pl.DataFrame({"customer_idx": pl.arange(0, n_customers, eager=True).cast(pl.Int32)})
+    filler = (
+        customers.join(fill, how="cross")
+        .join(own.select("customer_idx", "article_idx"), on=["customer_idx", "article_idx"], how="anti")
+        .with_columns(order=(pl.col("fill_order").cast(pl.Int64) + k))
+        .select("customer_idx", "article_idx", "order")
+    )
+    return (
+        pl.concat([own.select("customer_idx", "article_idx", "order"), filler])
+        .sort("customer_idx", "order")
+        .with_columns(rank=pl.int_range(pl.len()).over("customer_idx").cast(pl.Int16))
+        .filter(pl.col("rank") < k)
+        .select(pl.col("customer_idx").cast(pl.Int32), pl.col("article_idx").cast(pl.Int32), "rank")
+    )
+
+
+def to_kaggle(recs: pl.DataFrame, tables: Tables) -> pl.DataFrame:
+    """Long frame -> one row per customer in ``customers.csv`` order with the original string ids."""
+    ids = recs.join(tables.articles.select("article_idx", "article_id"), on="article_idx", how="left")
+    wide = ids.sort("customer_idx", "rank").group_by("customer_idx", maintain_order=True).agg(
+        prediction=pl.col("article_id").str.join(" ")
+    )
+    return (
+        tables.customers.select("customer_idx", "customer_id")
+        .join(wide, on="customer_idx", how="left")
+        .sort("customer_idx")
+        .select("customer_id", pl.col("prediction").fill_null(""))
+    )
+
+
+def validate_kaggle(sub: pl.DataFrame, tables: Tables, k: int = K, source: str = "submission") -> None:
+    """Raise ``SubmissionError`` naming the row and value that Kaggle's format check would reject."""
+    if sub.columns != HEADER:
+        raise SubmissionError(f"{source}: header must be {HEADER}, got {sub.columns}")
+    if sub.height != tables.n_customers:
+        raise SubmissionError(f"{source}: {sub.height} rows, expected one per customer ({tables.n_customers})")
+    dup = sub.filter(pl.col("customer_id").is_duplicated())
+    if dup.height:
+        raise SubmissionError(f"{source}: customer_id {dup['customer_id'][0]!r} appears more than once")
+    unknown = sub.join(tables.customers.select("customer_id"), on="customer_id", how="anti")
+    if unknown.height:
+        raise SubmissionError(f"{source}: unknown customer_id {unknown['customer_id'][0]!r}")
+    items = sub.with_row_index("row", offset=1).with_columns(ids=pl.col("prediction").str.split(" "))
+    bad_len = items.filter(
+        (pl.col("ids").list.len() != k) | (pl.col("ids").list.unique().list.len() != k)
+    )
+    if bad_len.height:
+        r = bad_len.row(0, named=True)
+        raise SubmissionError(f"{source}: row {r['row']} ({r['customer_id']}) needs {k} distinct ids, got {r['prediction']!r}")
+    flat = items.select("row", "ids").explode("ids")
+    bad_id = flat.filter(~pl.col("ids").str.contains(rf"^\d{{{ARTICLE_ID_DIGITS}}}$"))
+    if bad_id.height:
+        r = bad_id.row(0, named=True)
+        raise SubmissionError(f"{source}: row {r['row']} has malformed article id {r['ids']!r}")
+    unknown_a = flat.join(tables.articles.select(pl.col("article_id").alias("ids")), on="ids", how="anti")
+    if unknown_a.height:
+        r = unknown_a.row(0, named=True)
+        raise SubmissionError(f"{source}: row {r['row']} names unknown article {r['ids']!r}")
+
+
+def write_submission(recs: pl.DataFrame, popular: list[int], tables: Tables, path: str | Path) -> pl.DataFrame:
+    """Fill, convert, validate, then write atomically; returns the filled long frame."""
+    filled = fill_popular(recs, popular, tables.n_customers)
+    sub = to_kaggle(filled, tables)
+    validate_kaggle(sub, tables, source=str(path))
+    io.write_csv(sub, path)
+    return filled
+
+
+def read_submission(path: str | Path, tables: Tables) -> pl.DataFrame:
+    """A Kaggle-format file back to the long frame, for scoring exactly what was written."""
+    sub = pl.read_csv(path, schema={"customer_id": pl.String, "prediction": pl.String})
+    validate_kaggle(sub, tables, source=str(path))
+    return (
+        sub.join(tables.customers.select("customer_id", "customer_idx"), on="customer_id")
+        .with_columns(article_id=pl.col("prediction").str.split(" "))
+        .explode("article_id")
+        .with_columns(rank=pl.int_range(pl.len()).over("customer_idx").cast(pl.Int16))
+        .join(tables.articles.select("article_id", "article_idx"), on="article_id")
+        .select("customer_idx", "article_idx", "rank")
+    )
