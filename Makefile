@@ -3,7 +3,7 @@ VENV   := .venv
 PY     := $(VENV)/bin/python
 STAMP  := $(VENV)/.installed
 
-.PHONY: demo test install clean-data
+.PHONY: demo test ui install clean-data
 
 $(STAMP): pyproject.toml constraints.txt
 	python3 -m venv $(VENV)
@@ -19,6 +19,9 @@ demo: $(STAMP)
 
 test: $(STAMP)
 	$(VENV)/bin/pytest -q
+
+ui: $(STAMP)
+	$(VENV)/bin/hm-recsys ui
 
 clean-data:
 	rm -rf data/raw data/tables data/dagster_home data/submissions data/reports data/mlruns data/mlflow.db

@@ -50,32 +50,20 @@ def popular_last_week(tables: Tables, week: TargetWeek) -> pl.DataFrame:
     return same_list_for_everyone(popular_articles(tables, week, days=7), tables.n_customers)
 
 
-def repurchase_popular(
-    tables: Tables, week: TargetWeek, decay_days: float = 14.0, variant_weight: float = 0.5, variant_days: int = 28
-) -> pl.DataFrame:
+def repurchase_popular(tables: Tables, week: TargetWeek) -> pl.DataFrame:
     """Time-decayed repurchase, then other colour variants of purchased products, then (by the fill) last-week popular.
 
-    A purchase ``d`` days before the cutoff weighs ``exp(-d / decay_days)``; a variant inherits its
-    product's weight times ``variant_weight``, limited to variants that sold in the last
-    ``variant_days`` (dead stock is not worth a slot).
+    The two personal lists are the ranker's repurchase and same-product candidate sources, so the
+    baseline and the ranker see the same signals and differ only in how they order them.
     """
-    past = history(tables.transactions, week).with_columns(
-        weight=(-((pl.lit(week.cutoff) - pl.col("t_dat")).dt.total_days().cast(pl.Float64)) / decay_days).exp()
-    )
-    own = past.group_by("customer_idx", "article_idx").agg(score=pl.col("weight").sum())
-    product = tables.articles.select("article_idx", "product_code")
-    alive = history(tables.transactions, week, days=variant_days).select("article_idx").unique().join(product, on="article_idx")
-    variants = (
-        own.join(product, on="article_idx")
-        .group_by("customer_idx", "product_code")
-        .agg(product_score=pl.col("score").sum())
-        .join(alive, on="product_code")
-        .join(own.select("customer_idx", "article_idx"), on=["customer_idx", "article_idx"], how="anti")
-        .select("customer_idx", "article_idx", score=pl.col("product_score") * variant_weight)
-    )
+    from hm_recsys.candidates import repurchase_candidates, same_product_candidates
+
+    own = repurchase_candidates(tables, week, top_n=K).with_columns(priority=pl.lit(0))
+    variants = same_product_candidates(tables, week, top_n=K).with_columns(priority=pl.lit(1))
     return (
         pl.concat([own, variants])
-        .sort(["customer_idx", "score", "article_idx"], descending=[False, True, False])
+        .sort("customer_idx", "priority", "rank")
+        .unique(["customer_idx", "article_idx"], keep="first", maintain_order=True)
         .with_columns(rank=pl.int_range(pl.len()).over("customer_idx").cast(pl.Int16))
         .filter(pl.col("rank") < K)
         .select("customer_idx", "article_idx", "rank")

@@ -130,6 +130,19 @@ def cmd_demo(args) -> int:
     return 0
 
 
+def cmd_ui(args) -> int:
+    """``dagster dev`` on 127.0.0.1 over the data folder's persistent instance (what the CLI runs show up in)."""
+    import os
+
+    from hm_recsys.defs import runner
+
+    paths = _paths(args)
+    runner.instance_for(paths)  # writes <data>/dagster_home/dagster.yaml, sets DAGSTER_HOME and HM_DATA_DIR
+    dagster = str(Path(sys.executable).parent / "dagster")
+    os.chdir(runner.REPO_ROOT)
+    os.execv(dagster, [dagster, "dev", "-h", "127.0.0.1", "-p", str(args.port), "-w", "workspace.yaml"])
+
+
 def main(argv: list[str] | None = None) -> int:
     parser = argparse.ArgumentParser(prog="hm-recsys", description=__doc__)
     parser.add_argument("--data-dir", help="data folder (default ./data or $HM_DATA_DIR)")
@@ -158,6 +171,10 @@ def main(argv: list[str] | None = None) -> int:
         if name == "demo":
             p.add_argument("--seed", type=int, default=0)
         p.set_defaults(func=func)
+
+    p = sub.add_parser("ui", help="open the Dagster UI (dagster dev) on http://127.0.0.1:PORT")
+    p.add_argument("--port", type=int, default=3000)
+    p.set_defaults(func=cmd_ui)
 
     args = parser.parse_args(argv)
     return args.func(args)

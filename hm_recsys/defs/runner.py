@@ -28,14 +28,19 @@ class RunFailed(RuntimeError):
     pass
 
 
-def instance_for(paths: DataPaths) -> dg.DagsterInstance:
-    """The persistent SQLite instance under the data folder, with the repo's concurrency settings."""
-    home = paths.dagster_home
+def write_instance_config(home: Path) -> Path:
+    """The repo's dagster.yaml without its storage paths, which then default to ``home`` itself."""
     home.mkdir(parents=True, exist_ok=True)
     settings = yaml.safe_load((REPO_ROOT / "dagster.yaml").read_text())
-    for key in ("storage", "local_artifact_storage"):  # default to DAGSTER_HOME itself
+    for key in ("storage", "local_artifact_storage"):
         settings.pop(key, None)
     (home / "dagster.yaml").write_text(yaml.safe_dump(settings, sort_keys=True))
+    return home
+
+
+def instance_for(paths: DataPaths) -> dg.DagsterInstance:
+    """The persistent SQLite instance under the data folder, with the repo's concurrency settings."""
+    home = write_instance_config(paths.dagster_home)
     os.environ["DAGSTER_HOME"] = str(home)
     os.environ[DATA_DIR_ENV] = str(paths.root)
     return dg.DagsterInstance.get()

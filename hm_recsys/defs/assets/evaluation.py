@@ -5,6 +5,7 @@ import dagster as dg
 from hm_recsys.defs.resources import DataResource, MlflowTracking
 from hm_recsys.defs.versioning import code_version, data_version
 
+
 def build(weeks: dg.PartitionsDefinition, recommenders: list[str]) -> dg.AssetsDefinition:
     @dg.asset(
         partitions_def=weeks,

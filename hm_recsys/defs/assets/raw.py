@@ -6,11 +6,13 @@ import dagster as dg
 from hm_recsys import schema
 from hm_recsys.defs.resources import DataResource
 
+
 RAW_FILES = {
     "raw_articles": schema.ARTICLES_CSV,
     "raw_customers": schema.CUSTOMERS_CSV,
     "raw_transactions": schema.TRANSACTIONS_CSV,
 }
+
 
 def _file_source(name: str, filename: str) -> dg.SourceAsset:
     @dg.observable_source_asset(name=name, group_name="raw", description=f"`raw/{filename}` (Kaggle schema).")
@@ -24,11 +26,13 @@ def _file_source(name: str, filename: str) -> dg.SourceAsset:
 
     return _observe
 
+
 @dg.observable_source_asset(name="raw_images", group_name="raw", description="`raw/images/0xx/*.jpg`, one per article.")
 def raw_images(data: DataResource) -> dg.DataVersion:
     from hm_recsys.ingest import raw_dir_version
 
     return dg.DataVersion(raw_dir_version(data.paths.images) if data.paths.images.exists() else "no-images")
+
 
 def build() -> list:
     return [_file_source(name, filename) for name, filename in RAW_FILES.items()] + [raw_images]

@@ -6,10 +6,22 @@ from hm_recsys import schema
 from hm_recsys.defs.resources import DataResource
 from hm_recsys.defs.versioning import code_version, data_version
 
+
 GROUP = "tables"
 
-def _summary(df) -> dict:
-    return {"rows": df.height, "columns": dg.MetadataValue.json({c: str(t) for c, t in df.schema.items()})}
+
+def _result(df, path) -> dg.MaterializeResult:
+    from hm_recsys.ingest import table_summary
+
+    return dg.MaterializeResult(
+        data_version=data_version(path),
+        metadata=table_summary(df)
+        | {
+            "path": dg.MetadataValue.path(str(path)),
+            "columns": dg.MetadataValue.json({c: str(t) for c, t in df.schema.items()}),
+        },
+    )
+
 
 @dg.asset(deps=["raw_articles"], group_name=GROUP, code_version=code_version("1"), kinds={"polars", "parquet"})
 def articles(context: dg.AssetExecutionContext, data: DataResource) -> dg.MaterializeResult:
@@ -18,7 +30,8 @@ def articles(context: dg.AssetExecutionContext, data: DataResource) -> dg.Materi
 
     df = ingest.read_articles(data.paths.raw)
     path = ingest.write_table(df, data.paths.tables / schema.ARTICLES_TABLE)
-    return dg.MaterializeResult(data_version=data_version(path), metadata=_summary(df) | {"path": dg.MetadataValue.path(str(path))})
+    return _result(df, path)
+
 
 @dg.asset(deps=["raw_customers"], group_name=GROUP, code_version=code_version("1"), kinds={"polars", "parquet"})
 def customers(context: dg.AssetExecutionContext, data: DataResource) -> dg.MaterializeResult:
@@ -27,7 +40,8 @@ def customers(context: dg.AssetExecutionContext, data: DataResource) -> dg.Mater
 
     df = ingest.read_customers(data.paths.raw)
     path = ingest.write_table(df, data.paths.tables / schema.CUSTOMERS_TABLE)
-    return dg.MaterializeResult(data_version=data_version(path), metadata=_summary(df) | {"path": dg.MetadataValue.path(str(path))})
+    return _result(df, path)
+
 
 @dg.asset(
     deps=["raw_transactions", articles, customers],
@@ -45,15 +59,7 @@ def transactions(context: dg.AssetExecutionContext, data: DataResource) -> dg.Ma
     custs = pl.read_parquet(data.paths.tables / schema.CUSTOMERS_TABLE)
     df = ingest.read_transactions(data.paths.raw, arts, custs)
     path = ingest.write_table(df, data.paths.tables / schema.TRANSACTIONS_TABLE)
-    return dg.MaterializeResult(
-        data_version=data_version(path),
-        metadata=_summary(df)
-        | {
-            "path": dg.MetadataValue.path(str(path)),
-            "first_day": str(df["t_dat"].min()),
-            "last_day": str(df["t_dat"].max()),
-            "customers_with_purchases": df["customer_idx"].n_unique(),
-        },
-    )
+    return _result(df, path)
+
 
 TABLE_ASSETS = [articles, customers, transactions]
