@@ -61,9 +61,11 @@ def run_weeks(paths: DataPaths, week_keys: list[str], force: bool = False) -> No
 
     runner.observe_raw(paths)
     runner.run_job(paths, "tables_job", only_stale=not force)
+    runner.run_job(paths, "images_job", only_stale=not force)
     for key in sorted(week_keys):
         t0 = time.perf_counter()
         print(f"week {key}: materializing through Dagster")
+        runner.run_job(paths, "retrieval_job", partition_key=key, only_stale=not force)
         runner.run_job(paths, "weekly_job", partition_key=key, only_stale=not force)
         print(f"week {key}: done in {time.perf_counter() - t0:.0f}s")
 
@@ -144,6 +146,9 @@ def cmd_ui(args) -> int:
 
 
 def main(argv: list[str] | None = None) -> int:
+    import os
+
+    os.environ.setdefault("TF_CPP_MIN_LOG_LEVEL", "3")  # TensorFlow's C++ start-up chatter, in every step process
     parser = argparse.ArgumentParser(prog="hm-recsys", description=__doc__)
     parser.add_argument("--data-dir", help="data folder (default ./data or $HM_DATA_DIR)")
     sub = parser.add_subparsers(dest="command", required=True)

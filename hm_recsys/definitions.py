@@ -9,15 +9,20 @@ import dagster as dg
 # observable_source_asset is marked beta but is Dagster's documented way to version raw files.
 warnings.filterwarnings("ignore", category=dg.BetaWarning)
 
-from hm_recsys.defs.assets import baselines, evaluation, raw, tables
+from hm_recsys.defs.assets import baselines, evaluation, raw, retrieval, tables
 from hm_recsys.defs.jobs import CPU_EXECUTOR, build_jobs
 from hm_recsys.defs.partitions import data_date_range, target_weeks_for
 from hm_recsys.defs.resources import build_resources
 from hm_recsys.defs.schedules import build_schedules
 from hm_recsys.paths import DataPaths
 
-RECOMMENDERS = ["popular_all_time", "popular_last_week", "repurchase_popular"]
-GPU_ASSETS: list[str] = []
+# Submission file name -> the asset that writes it; the evaluation scores each of them every week.
+RECOMMENDERS = {
+    "popular_all_time": "popular_all_time",
+    "popular_last_week": "popular_last_week",
+    "repurchase_popular": "repurchase_popular",
+    "two_tower": "retrieval_candidates",
+}
 
 
 def build_definitions(paths: DataPaths | None = None) -> dg.Definitions:
@@ -28,11 +33,13 @@ def build_definitions(paths: DataPaths | None = None) -> dg.Definitions:
         *raw.build(),
         *tables.TABLE_ASSETS,
         *baselines.build(weeks),
+        retrieval.image_embeddings,
+        *retrieval.build(weeks),
         evaluation.build(weeks, RECOMMENDERS),
     ]
     return dg.Definitions(
         assets=assets,
-        jobs=build_jobs(weeks, GPU_ASSETS),
+        jobs=build_jobs(weeks, ["tfrecords", *retrieval.RETRIEVAL_GPU_ASSETS]),
         schedules=build_schedules(weeks),
         resources=build_resources(paths),
         executor=CPU_EXECUTOR,
@@ -49,3 +56,11 @@ def weekly_job() -> dg.JobDefinition:
 
 def tables_job() -> dg.JobDefinition:
     return build_definitions().resolve_job_def("tables_job")
+
+
+def images_job() -> dg.JobDefinition:
+    return build_definitions().resolve_job_def("images_job")
+
+
+def retrieval_job() -> dg.JobDefinition:
+    return build_definitions().resolve_job_def("retrieval_job")

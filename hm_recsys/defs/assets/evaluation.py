@@ -6,10 +6,12 @@ from hm_recsys.defs.resources import DataResource, MlflowTracking
 from hm_recsys.defs.versioning import code_version, data_version
 
 
-def build(weeks: dg.PartitionsDefinition, recommenders: list[str]) -> dg.AssetsDefinition:
+def build(weeks: dg.PartitionsDefinition, recommenders: dict[str, str]) -> dg.AssetsDefinition:
+    """``recommenders``: submission name -> the asset that writes it."""
+
     @dg.asset(
         partitions_def=weeks,
-        deps=["transactions", *recommenders],
+        deps=["transactions", *sorted(set(recommenders.values()))],
         group_name="evaluation",
         code_version=code_version("1"),
         kinds={"mlflow"},
