@@ -57,16 +57,32 @@ def _ensure_world(paths: DataPaths, scale: str = "demo", seed: int = 0) -> None:
 
 
 def run_weeks(paths: DataPaths, week_keys: list[str], force: bool = False) -> None:
-    from hm_recsys.defs import runner
+    """Materialize target weeks through Dagster, after the ranker's training weeks (features only).
 
+    The ranker of week W learns from the ``ranker_features`` partitions of W-k..W-1, so those are
+    built first (only what is stale or missing), each as of its own cutoff.
+    """
+    from hm_recsys.defs import runner
+    from hm_recsys.defs.assets.ranking import TRAIN_WEEKS
+    from hm_recsys.defs.partitions import data_date_range, target_weeks_for
+    from hm_recsys.weeks import TargetWeek
+
+    existing = set(target_weeks_for(*data_date_range(paths.raw)).get_partition_keys())
+    targets = sorted(week_keys)
+    training = sorted(
+        {TargetWeek.from_key(k).shift(-j).key for k in targets for j in range(1, TRAIN_WEEKS + 1)} & existing - set(targets)
+    )
     runner.observe_raw(paths)
     runner.run_job(paths, "tables_job", only_stale=not force)
     runner.run_job(paths, "images_job", only_stale=not force)
-    for key in sorted(week_keys):
+    feature_assets = runner.upstream_asset_names(paths, "ranker_features")
+    for key in training + targets:
         t0 = time.perf_counter()
-        print(f"week {key}: materializing through Dagster")
+        role = "training week (ranker features)" if key in training else "target week"
+        print(f"week {key}: {role}, materializing through Dagster")
         runner.run_job(paths, "retrieval_job", partition_key=key, only_stale=not force)
-        runner.run_job(paths, "weekly_job", partition_key=key, only_stale=not force)
+        runner.run_job(paths, "weekly_job", partition_key=key, only_stale=not force,
+                       assets=feature_assets if key in training else None)
         print(f"week {key}: done in {time.perf_counter() - t0:.0f}s")
 
 

@@ -9,7 +9,7 @@ import dagster as dg
 # observable_source_asset is marked beta but is Dagster's documented way to version raw files.
 warnings.filterwarnings("ignore", category=dg.BetaWarning)
 
-from hm_recsys.defs.assets import baselines, evaluation, raw, retrieval, tables
+from hm_recsys.defs.assets import baselines, evaluation, ranking, raw, retrieval, tables
 from hm_recsys.defs.jobs import CPU_EXECUTOR, build_jobs
 from hm_recsys.defs.partitions import data_date_range, target_weeks_for
 from hm_recsys.defs.resources import build_resources
@@ -22,6 +22,7 @@ RECOMMENDERS = {
     "popular_last_week": "popular_last_week",
     "repurchase_popular": "repurchase_popular",
     "two_tower": "retrieval_candidates",
+    "final": "final",
 }
 
 
@@ -35,6 +36,7 @@ def build_definitions(paths: DataPaths | None = None) -> dg.Definitions:
         *baselines.build(weeks),
         retrieval.image_embeddings,
         *retrieval.build(weeks),
+        *ranking.build(weeks),
         evaluation.build(weeks, RECOMMENDERS),
     ]
     return dg.Definitions(

@@ -78,21 +78,23 @@ def observe_raw(paths: DataPaths) -> None:
 
 def run_job(paths: DataPaths, job_name: str, partition_key: str | None = None, only_stale: bool = True,
             assets: list[str] | None = None) -> dg.JobExecutionResult | None:
-    """Execute one job (for one partition) through the multiprocess executor; raise if any step fails."""
+    """Execute one job (for one partition) through its executor; raise if any step fails.
+
+    ``only_stale`` selects the assets Dagster reports stale or missing; ``assets`` narrows to those names.
+    """
     from hm_recsys import definitions
 
     instance = instance_for(paths)
     defs = definitions.build_definitions(paths)
-    selection = None
     if only_stale:
         selection = stale_or_missing(instance, defs, job_name, partition_key)
-        if assets is not None:
-            selection = [k for k in selection if k.to_user_string() in assets]
-        if not selection:
-            print(f"  {job_name} {partition_key or ''}: everything up to date")
-            return None
-    elif assets is not None:
-        selection = [dg.AssetKey(a) for a in assets]
+    else:
+        selection = sorted(defs.resolve_job_def(job_name).asset_layer.executable_asset_keys)
+    if assets is not None:
+        selection = [k for k in selection if k.to_user_string() in assets]
+    if not selection:
+        print(f"  {job_name} {partition_key or ''}: everything up to date")
+        return None
     tags = {"dagster/partition": partition_key} if partition_key else {}
     result = dg.execute_job(
         dg.reconstructable(getattr(definitions, job_name)),
@@ -105,6 +107,14 @@ def run_job(paths: DataPaths, job_name: str, partition_key: str | None = None, o
         failed = [e.step_key for e in result.all_events if e.is_step_failure]
         raise RunFailed(f"{job_name} {partition_key or ''} failed in {failed}; see run {result.run_id} in `dagster dev`")
     return result
+
+
+def upstream_asset_names(paths: DataPaths, asset: str) -> list[str]:
+    """``asset`` and everything it depends on (by name)."""
+    from hm_recsys import definitions
+
+    graph = definitions.build_definitions(paths).resolve_asset_graph()
+    return sorted(k.to_user_string() for k in dg.AssetSelection.assets(asset).upstream().resolve(graph))
 
 
 def reset(paths: DataPaths) -> None:

@@ -1,0 +1,260 @@
+"""Ranking stage assets: candidate sources, their union, ranker features, Optuna-tuned CatBoost, final.
+
+The ranker for week W learns from weeks W-k..W-1, each a partition of the same ``ranker_features``
+asset built as of its own cutoff and labelled by its own purchases; nothing from W or later enters.
+"""
+
+import inspect
+import os
+
+import dagster as dg
+
+from hm_recsys.defs.mlflow_logging import markdown_table, png_markdown
+from hm_recsys.defs.resources import ComputeResource, DataResource, MlflowTracking
+from hm_recsys.defs.versioning import code_version, data_version
+
+GROUP = "ranking"
+TABLES = ["articles", "customers", "transactions"]
+# How many past weeks the ranker trains on. It fixes the partition mapping, so it is a definition-time
+# setting (env HM_RANKER_TRAIN_WEEKS), not run config.
+TRAIN_WEEKS = int(os.environ.get("HM_RANKER_TRAIN_WEEKS", "2"))
+
+
+class RankerTuningConfig(dg.Config):
+    n_trials: int = 20
+    objective: str = "YetiRank"  # or "Logloss": a pointwise CatBoostClassifier, for comparison
+    negatives_per_group: int = 50
+    seed: int = 0
+
+
+def _defaults_version(fn) -> str:
+    """A source's code version follows its keyword defaults, so changing a default re-runs it."""
+    defaults = {k: p.default for k, p in inspect.signature(fn).parameters.items() if p.default is not inspect.Parameter.empty}
+    import hashlib
+
+    return hashlib.blake2b(repr(sorted(defaults.items())).encode(), digest_size=4).hexdigest()
+
+
+def _source_metadata(frame, tables, week) -> dict:
+    import polars as pl
+
+    from hm_recsys import metrics
+    from hm_recsys.weeks import labels
+
+    per_customer = frame.group_by("customer_idx").len()
+    meta = {"rows": frame.height, "customers": per_customer.height,
+            "mean_per_customer": float(per_customer["len"].mean() or 0.0)}
+    truth = labels(tables.transactions, week)
+    if truth.height:
+        buyers = truth.select("customer_idx").unique()
+        on_buyers = frame.join(buyers, on="customer_idx", how="semi")
+        meta |= {"recall": metrics.recall(on_buyers, truth), "candidates_for_buyers": on_buyers.height}
+    return meta
+
+
+def _candidates_path(data: DataResource, key: str, name: str):
+    return data.paths.week_dir("candidates", key) / f"{name}.parquet"
+
+
+def _source_asset(name: str, fn, weeks) -> dg.AssetsDefinition:
+    @dg.asset(
+        name=f"{name}_candidates", partitions_def=weeks, deps=TABLES, group_name=GROUP,
+        code_version=code_version(f"1-{_defaults_version(fn)}"), kinds={"polars", "parquet"},
+        description=(fn.__doc__ or name).strip().splitlines()[0],
+    )
+    def _asset(context: dg.AssetExecutionContext, data: DataResource) -> dg.MaterializeResult:
+        from hm_recsys import io
+        from hm_recsys.weeks import TargetWeek
+
+        week = TargetWeek.from_key(context.partition_key)
+        tables = data.tables()
+        frame = fn(tables, week)
+        path = io.write_parquet(frame, _candidates_path(data, week.key, name))
+        return dg.MaterializeResult(data_version=data_version(path),
+                                    metadata={"path": dg.MetadataValue.path(str(path)), **_source_metadata(frame, tables, week)})
+
+    return _asset
+
+
+def build(weeks: dg.PartitionsDefinition) -> list:
+    from hm_recsys.candidates import SOURCES
+
+    sources = [_source_asset(name, fn, weeks) for name, fn in SOURCES.items()]
+    source_names = [*SOURCES, "two_tower"]
+    training_weeks = dg.TimeWindowPartitionMapping(start_offset=-TRAIN_WEEKS, end_offset=-1,
+                                                   allow_nonexistent_upstream_partitions=True)
+
+    @dg.asset(
+        partitions_def=weeks, deps=[*sources, "retrieval_candidates", *TABLES], group_name=GROUP,
+        code_version=code_version("1"), kinds={"polars", "parquet"},
+    )
+    def candidates(context: dg.AssetExecutionContext, data: DataResource) -> dg.MaterializeResult:
+        """Union of every source, each source's score and rank kept as ranker features; per-source recall in metadata."""
+        import polars as pl
+
+        from hm_recsys import io
+        from hm_recsys.candidates import union_candidates
+        from hm_recsys.weeks import TargetWeek
+
+        week = TargetWeek.from_key(context.partition_key)
+        tables = data.tables()
+        frames = {n: pl.read_parquet(_candidates_path(data, week.key, n)) for n in source_names}
+        union = union_candidates(frames)
+        path = io.write_parquet(union, _candidates_path(data, week.key, "union"))
+        table = [{"source": n, **_source_metadata(f, tables, week)} for n, f in [*frames.items(), ("union", union)]]
+        meta = {"path": dg.MetadataValue.path(str(path)), "rows": union.height, "per_source": markdown_table(table)}
+        if "recall" in table[-1]:
+            meta["recall/union"] = table[-1]["recall"]
+        return dg.MaterializeResult(data_version=data_version(path), metadata=meta)
+
+    @dg.asset(
+        partitions_def=weeks, deps=[candidates, "two_tower_finetuned", "image_embeddings", *TABLES], group_name=GROUP,
+        code_version=code_version("1"), kinds={"polars", "parquet"},
+    )
+    def ranker_features(context: dg.AssetExecutionContext, data: DataResource) -> dg.MaterializeResult:
+        """User, article, cross, recency, embedding and source features for every candidate, as of the week's cutoff."""
+        import polars as pl
+
+        from hm_recsys import io
+        from hm_recsys.defs.assets.retrieval import load_image_embeddings
+        from hm_recsys.ranking.features import build_features, feature_columns
+        from hm_recsys.weeks import TargetWeek
+
+        week = TargetWeek.from_key(context.partition_key)
+        tables = data.tables()
+        union = pl.read_parquet(_candidates_path(data, week.key, "union"))
+        images = load_image_embeddings(data).sort("article_idx")
+        item_vectors = images["embedding"].to_numpy()
+        frame = build_features(tables, week, union, item_vectors=item_vectors)
+        path = io.write_parquet(frame, data.paths.week_dir("features", week.key) / "ranker_features.parquet")
+        cols = feature_columns(frame)
+        return dg.MaterializeResult(
+            data_version=data_version(path),
+            metadata={"path": dg.MetadataValue.path(str(path)), "rows": frame.height, "n_features": len(cols),
+                      "features": dg.MetadataValue.json(cols)},
+        )
+
+    def _training_frames(context, data: DataResource):
+        """Labelled feature frames of the training weeks, oldest first (each as of its own cutoff)."""
+        import polars as pl
+
+        from hm_recsys.ranking.labels import attach_labels
+        from hm_recsys.weeks import TargetWeek
+
+        tables = data.tables()
+        keys = _upstream_weeks(context.partition_key)
+        frames = []
+        for key in keys:
+            path = data.paths.week_dir("features", key) / "ranker_features.parquet"
+            if not path.exists():
+                raise FileNotFoundError(f"{path}: training week {key} has no ranker_features; materialize that partition first")
+            frames.append(attach_labels(pl.read_parquet(path), tables, TargetWeek.from_key(key)))
+        return tables, keys, frames
+
+    def _upstream_weeks(key: str) -> list[str]:
+        """The existing partitions among W-k..W-1: what ``training_weeks`` maps W to."""
+        from hm_recsys.weeks import TargetWeek
+
+        week = TargetWeek.from_key(key)
+        all_keys = set(weeks.get_partition_keys())
+        return [w.key for w in (week.shift(-j) for j in range(TRAIN_WEEKS, 0, -1)) if w.key in all_keys]
+
+    @dg.asset(
+        partitions_def=weeks, group_name=GROUP, code_version=code_version("1", RankerTuningConfig), kinds={"catboost", "optuna"},
+        deps=[dg.AssetDep(ranker_features, partition_mapping=training_weeks), *TABLES],
+    )
+    def ranker_hparams(context: dg.AssetExecutionContext, config: RankerTuningConfig, data: DataResource,
+                       compute: ComputeResource, mlflow: MlflowTracking) -> dg.MaterializeResult:
+        """Optuna study over CatBoost depth, learning rate, L2 and iterations, scored by MAP@12 on the newest training week."""
+        import mlflow as mlf
+
+        from hm_recsys import io
+        from hm_recsys.ranking.tuning import tune_ranker
+        from hm_recsys.weeks import TargetWeek, labels
+
+        tables, keys, frames = _training_frames(context, data)
+        if len(frames) < 2:
+            raise ValueError(f"tuning needs at least 2 training weeks before {context.partition_key}, found {keys}")
+        with mlflow.run(context) as run_id:
+            def log_trial(study, trial):
+                mlf.log_metric("tuning_map12", trial.value if trial.value is not None else float("nan"), step=trial.number)
+
+            result = tune_ranker(frames, n_trials=config.n_trials, seed=config.seed, objective=config.objective,
+                                 task_type="GPU" if compute.torch_device() == "cuda" else "CPU",
+                                 negatives_per_group=config.negatives_per_group,
+                                 valid_purchases=labels(tables.transactions, TargetWeek.from_key(keys[-1])),
+                                 callbacks=[log_trial])
+            mlf.log_params({f"ranker.{k}": v for k, v in result.best_params.items()})
+            mlf.log_metric("tuning_best_map12", result.best_map)
+            mlf.log_text(result.trials.write_csv(), f"ranker_hparams/{context.partition_key}/trials.csv")
+        path = io.write_json({"objective": config.objective, "params": result.best_params, "best_map12": result.best_map,
+                              "training_weeks": keys},
+                             data.paths.week_dir("models", context.partition_key) / "ranker_hparams.json")
+        return dg.MaterializeResult(
+            data_version=data_version(path),
+            metadata={"best_map12_on_newest_training_week": result.best_map, "best_params": dg.MetadataValue.json(result.best_params),
+                      "trials": markdown_table(result.trials.to_dicts()), "training_weeks": dg.MetadataValue.json(keys),
+                      "mlflow_run_id": run_id},
+        )
+
+    @dg.asset(
+        partitions_def=weeks, group_name=GROUP, code_version=code_version("1"), kinds={"catboost", "mlflow"},
+        deps=[ranker_hparams, dg.AssetDep(ranker_features, partition_mapping=training_weeks), *TABLES],
+    )
+    def ranker_model(context: dg.AssetExecutionContext, data: DataResource, compute: ComputeResource,
+                     mlflow: MlflowTracking) -> dg.MaterializeResult:
+        """CatBoost trained with the tuned parameters on all training weeks; saved, registered in MLflow."""
+        import json
+
+        import matplotlib
+
+        matplotlib.use("Agg")
+        import matplotlib.pyplot as plt
+        import mlflow as mlf
+
+        from hm_recsys.ranking.labels import training_set
+        from hm_recsys.ranking.ranker import feature_importance, save_model, train_ranker
+
+        models = data.paths.week_dir("models", context.partition_key)
+        hp = json.loads((models / "ranker_hparams.json").read_text())
+        tables, keys, frames = _training_frames(context, data)
+        train = training_set(frames, negatives_per_group=RankerTuningConfig().negatives_per_group)
+        model = train_ranker(train, hp["params"], objective=hp["objective"],
+                             task_type="GPU" if compute.torch_device() == "cuda" else "CPU")
+        path = save_model(model, models / "ranker.cbm")
+        imp = feature_importance(model).head(25)
+        fig, ax = plt.subplots(figsize=(6, 7))
+        ax.barh(imp[imp.columns[0]].to_list()[::-1], imp[imp.columns[1]].to_list()[::-1])
+        ax.set_title(f"CatBoost feature importance, week {context.partition_key}")
+        picture = png_markdown(fig)
+        plt.close(fig)
+        with mlflow.run(context) as run_id:
+            mlf.log_params({f"ranker.{k}": v for k, v in hp["params"].items()} | {"ranker.objective": hp["objective"]})
+            info = mlf.catboost.log_model(model, name="ranker", registered_model_name="hm_recsys_ranker")
+        return dg.MaterializeResult(
+            data_version=data_version(path),
+            metadata={"path": dg.MetadataValue.path(str(path)), "training_rows": train.height,
+                      "training_weeks": dg.MetadataValue.json(keys), "feature_importance": picture,
+                      "mlflow_run_id": run_id, "mlflow_model_uri": str(getattr(info, "model_uri", ""))},
+        )
+
+    @dg.asset(
+        partitions_def=weeks, group_name=GROUP, code_version=code_version("1"), kinds={"catboost", "csv"},
+        deps=[ranker_model, ranker_features, *TABLES],
+    )
+    def final(context: dg.AssetExecutionContext, data: DataResource) -> dg.MaterializeResult:
+        """Ranker top-12 per customer with popular fill: the Kaggle submission ``final.csv``."""
+        import polars as pl
+
+        from hm_recsys.defs.assets.baselines import write_recommender_submission
+        from hm_recsys.metrics import K
+        from hm_recsys.ranking.ranker import load_model, score, top_k
+
+        key = context.partition_key
+        model = load_model(data.paths.week_dir("models", key) / "ranker.cbm")
+        features = pl.read_parquet(data.paths.week_dir("features", key) / "ranker_features.parquet")
+        recs = top_k(score(model, features), K)
+        return write_recommender_submission(data, key, "final", recs, data.tables())
+
+    return [*sources, candidates, ranker_features, ranker_hparams, ranker_model, final]
+
