@@ -56,7 +56,24 @@ def _ensure_world(paths: DataPaths, scale: str = "demo", seed: int = 0) -> None:
         generate_world(paths.root, scale=scale, seed=seed)
 
 
-def run_weeks(paths: DataPaths, week_keys: list[str], force: bool = False) -> None:
+def load_asset_config(path: str | None) -> dict[str, dict]:
+    """``--config FILE``: YAML or JSON mapping asset name -> config values, e.g. ``ranker_hparams: {n_trials: 5}``."""
+    if not path:
+        return {}
+    import yaml
+
+    from hm_recsys.definitions import ASSET_CONFIGS
+
+    config = yaml.safe_load(Path(path).read_text()) or {}
+    unknown = set(config) - set(ASSET_CONFIGS)
+    if unknown:
+        raise SystemExit(f"{path}: no configurable asset named {sorted(unknown)}; configurable: {sorted(ASSET_CONFIGS)}")
+    for name, values in config.items():
+        ASSET_CONFIGS[name](**values)  # fails early, naming the bad field
+    return config
+
+
+def run_weeks(paths: DataPaths, week_keys: list[str], force: bool = False, asset_config: dict | None = None) -> None:
     """Materialize target weeks through Dagster, after the ranker's training weeks (features only).
 
     The ranker of week W learns from the ``ranker_features`` partitions of W-k..W-1, so those are
@@ -74,15 +91,15 @@ def run_weeks(paths: DataPaths, week_keys: list[str], force: bool = False) -> No
     )
     runner.observe_raw(paths)
     runner.run_job(paths, "tables_job", only_stale=not force)
-    runner.run_job(paths, "images_job", only_stale=not force)
+    runner.run_job(paths, "images_job", only_stale=not force, asset_config=asset_config)
     feature_assets = runner.upstream_asset_names(paths, "ranker_features")
     for key in training + targets:
         t0 = time.perf_counter()
         role = "training week (ranker features)" if key in training else "target week"
         print(f"week {key}: {role}, materializing through Dagster")
-        runner.run_job(paths, "retrieval_job", partition_key=key, only_stale=not force)
+        runner.run_job(paths, "retrieval_job", partition_key=key, only_stale=not force, asset_config=asset_config)
         runner.run_job(paths, "weekly_job", partition_key=key, only_stale=not force,
-                       assets=feature_assets if key in training else None)
+                       assets=feature_assets if key in training else None, asset_config=asset_config)
         print(f"week {key}: done in {time.perf_counter() - t0:.0f}s")
 
 
@@ -102,39 +119,21 @@ def format_table(paths: DataPaths, week_keys: list[str]) -> str:
 def cmd_backtest(args) -> int:
     paths = _paths(args)
     weeks = _backtest_weeks(paths, args.weeks)
-    run_weeks(paths, weeks, force=args.force)
+    run_weeks(paths, weeks, force=args.force, asset_config=load_asset_config(args.config))
     print(f"\nMAP@12 by target week ({paths.root}):\n")
     print(format_table(paths, weeks))
     return 0
 
 
 def cmd_predict(args) -> int:
+    """The production week (after the data ends): the ranker's ``final.csv`` for every customer."""
     from hm_recsys.defs.partitions import data_date_range, production_week_key, target_weeks_for
-    from hm_recsys.defs import runner
-    from hm_recsys import io
 
     paths = _paths(args)
     key = production_week_key(target_weeks_for(*data_date_range(paths.raw)))
-    run_weeks(paths, [key], force=args.force)
-    best = best_recommender(paths)
-    src = paths.submission(key, best)
-    dst = paths.submission(key, "final")
-    if src != dst:
-        with io.atomic_path(dst) as tmp:
-            tmp.write_bytes(src.read_bytes())
-    print(f"production week {key}: {dst} ({best})")
+    run_weeks(paths, [key], force=args.force, asset_config=load_asset_config(args.config))
+    print(f"production week {key}: {paths.submission(key, 'final')}")
     return 0
-
-
-def best_recommender(paths: DataPaths) -> str:
-    """The recommender with the best MAP@12 in the newest evaluated week (``final`` when it exists)."""
-    reports = sorted(paths.root.glob("reports/*/metrics.json"))
-    scored = [json.loads(p.read_text()) for p in reports]
-    scored = [r for r in scored if r["map12"]]
-    if not scored:
-        return "repurchase_popular"
-    newest = scored[-1]["map12"]
-    return max(newest, key=newest.get)
 
 
 def cmd_demo(args) -> int:
@@ -187,6 +186,7 @@ def main(argv: list[str] | None = None) -> int:
     ]:
         p = sub.add_parser(name, help=help_)
         p.add_argument("--force", action="store_true", help="rematerialize even what is up to date")
+        p.add_argument("--config", help="YAML/JSON: asset name -> config values (e.g. ranker_hparams: {n_trials: 5})")
         if name == "backtest":
             p.add_argument("--weeks", type=int, default=1)
         if name == "demo":

@@ -24,6 +24,8 @@ RECOMMENDERS = {
     "two_tower": "retrieval_candidates",
     "final": "final",
 }
+# Asset name -> its Config class: the CLI compares a requested config with the last run's.
+ASSET_CONFIGS = {**retrieval.ASSET_CONFIGS, **ranking.ASSET_CONFIGS}
 
 
 def build_definitions(paths: DataPaths | None = None) -> dg.Definitions:

@@ -76,30 +76,60 @@ def observe_raw(paths: DataPaths) -> None:
         raise RunFailed(f"observing the raw files in {paths.raw} failed")
 
 
+def reconfigured(instance: dg.DagsterInstance, defs: dg.Definitions, keys, partition_key: str | None,
+                 asset_config: dict[str, dict]) -> set[dg.AssetKey]:
+    """Assets whose latest materialization ran with another config than the one now requested."""
+    from hm_recsys.definitions import ASSET_CONFIGS
+    from hm_recsys.defs.versioning import CONFIG_HASH, dict_hash
+
+    changed = set()
+    for key in keys:
+        cls = ASSET_CONFIGS.get(key.to_user_string())
+        if cls is None:
+            continue
+        wanted = dict_hash(cls(**asset_config.get(key.to_user_string(), {})).model_dump())
+        records = instance.fetch_materializations(
+            dg.AssetRecordsFilter(asset_key=key, asset_partitions=[partition_key] if partition_key else None), limit=1
+        ).records
+        if records:
+            entry = records[0].asset_materialization.metadata.get(CONFIG_HASH)
+            if entry is None or entry.value != wanted:
+                changed.add(key)
+    return changed
+
+
 def run_job(paths: DataPaths, job_name: str, partition_key: str | None = None, only_stale: bool = True,
-            assets: list[str] | None = None) -> dg.JobExecutionResult | None:
+            assets: list[str] | None = None, asset_config: dict[str, dict] | None = None) -> dg.JobExecutionResult | None:
     """Execute one job (for one partition) through its executor; raise if any step fails.
 
-    ``only_stale`` selects the assets Dagster reports stale or missing; ``assets`` narrows to those names.
+    ``only_stale`` selects what Dagster reports stale or missing, plus assets whose last run used another
+    config than ``asset_config`` (asset name -> config values) and their dependants; ``assets`` narrows to those names.
     """
     from hm_recsys import definitions
 
+    asset_config = asset_config or {}
     instance = instance_for(paths)
     defs = definitions.build_definitions(paths)
+    job_keys = defs.resolve_job_def(job_name).asset_layer.executable_asset_keys
     if only_stale:
-        selection = stale_or_missing(instance, defs, job_name, partition_key)
+        changed = reconfigured(instance, defs, job_keys, partition_key, asset_config)
+        if changed:
+            changed |= set(dg.AssetSelection.assets(*changed).downstream().resolve(defs.resolve_asset_graph()))
+        selection = sorted(set(stale_or_missing(instance, defs, job_name, partition_key)) | (changed & set(job_keys)))
     else:
-        selection = sorted(defs.resolve_job_def(job_name).asset_layer.executable_asset_keys)
+        selection = sorted(job_keys)
     if assets is not None:
         selection = [k for k in selection if k.to_user_string() in assets]
     if not selection:
         print(f"  {job_name} {partition_key or ''}: everything up to date")
         return None
+    names = {k.to_user_string() for k in selection}
+    run_config = QUIET | {"ops": {n: {"config": c} for n, c in asset_config.items() if n in names}}
     tags = {"dagster/partition": partition_key} if partition_key else {}
     result = dg.execute_job(
         dg.reconstructable(getattr(definitions, job_name)),
         instance,
-        run_config=QUIET,
+        run_config=run_config,
         tags=tags,
         asset_selection=selection,
     )

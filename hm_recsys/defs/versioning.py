@@ -31,11 +31,21 @@ def data_version(*paths: str | Path) -> dg.DataVersion:
     return dg.DataVersion(hash_files(*paths))
 
 
+CONFIG_HASH = "config_hash"
+
+
+def dict_hash(values: dict) -> str:
+    return hashlib.blake2b(json.dumps(values, sort_keys=True).encode(), digest_size=4).hexdigest()
+
+
 def config_hash(config_cls: type[dg.Config] | None) -> str:
-    if config_cls is None:
-        return "noconfig"
-    defaults = config_cls().model_dump()
-    return hashlib.blake2b(json.dumps(defaults, sort_keys=True).encode(), digest_size=4).hexdigest()
+    return "noconfig" if config_cls is None else dict_hash(config_cls().model_dump())
+
+
+def config_metadata(config: dg.Config) -> dict:
+    """The run's effective config in the materialization, so the CLI can tell a re-configured asset stale."""
+    values = config.model_dump()
+    return {"config": dg.MetadataValue.json(values), CONFIG_HASH: dict_hash(values)}
 
 
 def code_version(base: str, config_cls: type[dg.Config] | None = None) -> str:

@@ -11,7 +11,7 @@ import dagster as dg
 
 from hm_recsys.defs.mlflow_logging import markdown_table, png_markdown
 from hm_recsys.defs.resources import ComputeResource, DataResource, MlflowTracking
-from hm_recsys.defs.versioning import code_version, data_version
+from hm_recsys.defs.versioning import code_version, config_metadata, data_version
 
 GROUP = "ranking"
 TABLES = ["articles", "customers", "transactions"]
@@ -23,8 +23,11 @@ TRAIN_WEEKS = int(os.environ.get("HM_RANKER_TRAIN_WEEKS", "2"))
 class RankerTuningConfig(dg.Config):
     n_trials: int = 20
     objective: str = "YetiRank"  # or "Logloss": a pointwise CatBoostClassifier, for comparison
-    negatives_per_group: int = 50
+    negatives_per_group: int = 20
     seed: int = 0
+
+
+ASSET_CONFIGS = {"ranker_hparams": RankerTuningConfig}
 
 
 def _defaults_version(fn) -> str:
@@ -188,13 +191,13 @@ def build(weeks: dg.PartitionsDefinition) -> list:
             mlf.log_metric("tuning_best_map12", result.best_map)
             mlf.log_text(result.trials.write_csv(), f"ranker_hparams/{context.partition_key}/trials.csv")
         path = io.write_json({"objective": config.objective, "params": result.best_params, "best_map12": result.best_map,
-                              "training_weeks": keys},
+                              "negatives_per_group": config.negatives_per_group, "training_weeks": keys},
                              data.paths.week_dir("models", context.partition_key) / "ranker_hparams.json")
         return dg.MaterializeResult(
             data_version=data_version(path),
             metadata={"best_map12_on_newest_training_week": result.best_map, "best_params": dg.MetadataValue.json(result.best_params),
                       "trials": markdown_table(result.trials.to_dicts()), "training_weeks": dg.MetadataValue.json(keys),
-                      "mlflow_run_id": run_id},
+                      "mlflow_run_id": run_id, **config_metadata(config)},
         )
 
     @dg.asset(
@@ -218,7 +221,7 @@ def build(weeks: dg.PartitionsDefinition) -> list:
         models = data.paths.week_dir("models", context.partition_key)
         hp = json.loads((models / "ranker_hparams.json").read_text())
         tables, keys, frames = _training_frames(context, data)
-        train = training_set(frames, negatives_per_group=RankerTuningConfig().negatives_per_group)
+        train = training_set(frames, negatives_per_group=hp["negatives_per_group"])
         model = train_ranker(train, hp["params"], objective=hp["objective"],
                              task_type="GPU" if compute.torch_device() == "cuda" else "CPU")
         path = save_model(model, models / "ranker.cbm")

@@ -9,7 +9,7 @@ import dagster as dg
 from hm_recsys.defs.jobs import GPU_POOL
 from hm_recsys.defs.mlflow_logging import log_curve, markdown_table
 from hm_recsys.defs.resources import ComputeResource, DataResource, MlflowTracking
-from hm_recsys.defs.versioning import code_version, data_version
+from hm_recsys.defs.versioning import code_version, config_metadata, data_version
 
 GROUP = "retrieval"
 TABLES = ["articles", "customers", "transactions"]
@@ -84,7 +84,8 @@ def image_embeddings(context: dg.AssetExecutionContext, config: ImageEmbeddingCo
     io.write_parquet(frame, path)
     return dg.MaterializeResult(
         data_version=data_version(path),
-        metadata={"path": dg.MetadataValue.path(str(path)), **{k: v for k, v in info.items() if isinstance(v, (int, float, str))}},
+        metadata={"path": dg.MetadataValue.path(str(path)), **config_metadata(config),
+                  **{k: v for k, v in info.items() if isinstance(v, (int, float, str))}},
     )
 
 
@@ -105,7 +106,7 @@ def build(weeks: dg.PartitionsDefinition) -> list:
                    for w in ("train", "finetune") if w in manifest]
         return dg.MaterializeResult(
             data_version=data_version(out),
-            metadata={"path": dg.MetadataValue.path(str(out)), "windows": markdown_table(windows)},
+            metadata={"path": dg.MetadataValue.path(str(out)), "windows": markdown_table(windows), **config_metadata(config)},
         )
 
     def _train_metadata(history: list[dict] | dict, out) -> dict:
@@ -138,7 +139,7 @@ def build(weeks: dg.PartitionsDefinition) -> list:
         with mlflow.run(context) as run_id:
             mlf.log_params({f"two_tower.{k}": v for k, v in config.model_dump().items()})
             log_curve("two_tower_train", history)
-        return dg.MaterializeResult(data_version=data_version(out), metadata=_train_metadata(history, out) | {"mlflow_run_id": run_id})
+        return dg.MaterializeResult(data_version=data_version(out), metadata=_train_metadata(history, out) | {"mlflow_run_id": run_id} | config_metadata(config))
 
     @dg.asset(
         partitions_def=weeks, deps=[two_tower_model], group_name=GROUP, pool=GPU_POOL,
@@ -158,7 +159,7 @@ def build(weeks: dg.PartitionsDefinition) -> list:
         with mlflow.run(context) as run_id:
             log_curve("two_tower_finetune", history)
             mlf.log_artifacts(str(out), artifact_path=f"two_tower/{key}")
-        return dg.MaterializeResult(data_version=data_version(out), metadata=_train_metadata(history, out) | {"mlflow_run_id": run_id})
+        return dg.MaterializeResult(data_version=data_version(out), metadata=_train_metadata(history, out) | {"mlflow_run_id": run_id} | config_metadata(config))
 
     @dg.asset(
         partitions_def=weeks, deps=[two_tower_finetuned, *TABLES], group_name=GROUP, pool=GPU_POOL,
@@ -184,7 +185,7 @@ def build(weeks: dg.PartitionsDefinition) -> list:
         path = io.write_parquet(cands, data.paths.week_dir("candidates", key) / "two_tower.parquet")
         tables = data.tables()
         write_recommender_submission(data, key, "two_tower", cands.filter(pl.col("rank") < metrics.K), tables)
-        meta = {"path": dg.MetadataValue.path(str(path)), "rows": cands.height,
+        meta = {"path": dg.MetadataValue.path(str(path)), "rows": cands.height, **config_metadata(config),
                 **{f"timing/{k}": v for k, v in timing.items() if isinstance(v, (int, float, str))}}
         truth = labels(tables.transactions, week)
         if truth.height:
@@ -204,4 +205,11 @@ def build(weeks: dg.PartitionsDefinition) -> list:
     return [tfrecords, two_tower_model, two_tower_finetuned, retrieval_candidates]
 
 
+ASSET_CONFIGS = {
+    "image_embeddings": ImageEmbeddingConfig,
+    "tfrecords": TfRecordsConfig,
+    "two_tower_model": TwoTowerSettings,
+    "two_tower_finetuned": TwoTowerSettings,
+    "retrieval_candidates": RetrievalConfig,
+}
 RETRIEVAL_GPU_ASSETS = ["two_tower_model", "two_tower_finetuned", "retrieval_candidates"]

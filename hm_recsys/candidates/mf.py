@@ -1,0 +1,102 @@
+"""Matrix factorisation source: implicit-feedback ALS (the ``implicit`` library) on recent purchases.
+
+Determinism: ``implicit``'s ALS draws its initial factors from ``random_state`` and then solves every user
+(and every item) row independently with conjugate gradient, so the result does not depend on how rows are
+spread over threads: same data + seed -> same factors for any ``num_threads`` (checked by a test). BLAS is
+held to one thread during the fit (implicit's own advice; threaded BLAS also slows it down). BPR is not
+offered: its Hogwild SGD gives different factors on every multi-threaded run (benfred/implicit#710).
+"""
+
+from __future__ import annotations
+
+import numpy as np
+import polars as pl
+import scipy.sparse as sp
+from threadpoolctl import threadpool_limits
+
+from hm_recsys.candidates.contract import decay, empty_candidates, past, rank_within_customer
+from hm_recsys.tables import Tables
+from hm_recsys.weeks import TargetWeek
+
+RECOMMEND_BATCH = 16_384  # users scored per call: bounds the (batch x items) score matrix
+
+
+def interaction_matrix(
+    tables: Tables, week: TargetWeek, *, days: int, half_life_days: float
+) -> tuple[sp.csr_matrix, np.ndarray, np.ndarray]:
+    """users x items CSR of time-decayed purchase weights over the last ``days`` days.
+
+    Returns the matrix and the customer_idx / article_idx of its rows / columns (both sorted).
+    """
+    weights = (
+        past(tables, week, days)
+        .group_by("customer_idx", "article_idx")
+        .agg(weight=decay(half_life_days).sum().cast(pl.Float32))
+        .collect()
+    )
+    users = np.unique(weights["customer_idx"].to_numpy())
+    items = np.unique(weights["article_idx"].to_numpy())
+    rows = np.searchsorted(users, weights["customer_idx"].to_numpy())
+    cols = np.searchsorted(items, weights["article_idx"].to_numpy())
+    matrix = sp.csr_matrix(
+        (weights["weight"].to_numpy(), (rows, cols)), shape=(users.size, items.size), dtype=np.float32
+    )
+    matrix.sort_indices()
+    return matrix, users, items
+
+
+def als_candidates(
+    tables: Tables,
+    week: TargetWeek,
+    customers: pl.Series | None = None,
+    *,
+    days: int = 180,
+    half_life_days: float = 30.0,
+    factors: int = 64,
+    regularization: float = 0.05,
+    alpha: float = 20.0,
+    iterations: int = 15,
+    top_n: int = 30,
+    seed: int = 0,
+    num_threads: int = 2,
+) -> pl.DataFrame:
+    """Top-``top_n`` articles by ALS score for the customers who bought in the last ``days`` days.
+
+    Customers with no purchase in the window get no candidate (ALS has no vector for them). Articles
+    already bought stay in (they are repurchase candidates too; the union merges them).
+    """
+    from implicit.cpu.als import AlternatingLeastSquares  # heavy import, only when the source runs
+
+    matrix, users, items = interaction_matrix(tables, week, days=days, half_life_days=half_life_days)
+    if matrix.nnz == 0:
+        return empty_candidates()
+    wanted = users if customers is None else np.intersect1d(users, customers.cast(pl.Int32).to_numpy())
+    if wanted.size == 0:
+        return empty_candidates()
+    with threadpool_limits(limits=1, user_api="blas"):
+        model = AlternatingLeastSquares(
+            factors=factors,
+            regularization=regularization,
+            alpha=alpha,
+            iterations=iterations,
+            random_state=seed,
+            num_threads=num_threads,
+        )
+        model.fit(matrix, show_progress=False)
+    rows = np.searchsorted(users, wanted)
+    n = min(top_n, items.size)
+    ids, scores = [], []
+    for start in range(0, rows.size, RECOMMEND_BATCH):
+        batch = rows[start : start + RECOMMEND_BATCH]
+        got_ids, got_scores = model.recommend(batch, matrix[batch], N=n, filter_already_liked_items=False)
+        ids.append(got_ids)
+        scores.append(got_scores)
+    ids, scores = np.vstack(ids), np.vstack(scores)
+    scored = pl.DataFrame(
+        {
+            "customer_idx": np.repeat(wanted, n).astype(np.int32),
+            "article_idx": items[ids.ravel()].astype(np.int32),
+            "score": scores.ravel().astype(np.float32),
+        }
+    )
+    return rank_within_customer(scored, top_n)

@@ -1,0 +1,338 @@
+"""Ranker features for a candidate frame, all computed as of the target week's cutoff.
+
+Every transaction is read through ``candidates.contract.past`` (that is, ``weeks.history``), so a row
+for week W only sees purchases strictly before W.start. Groups of features (prefix): ``u_`` the customer,
+``a_`` / ``p_`` the article and its product, ``ca_`` / ``cp_`` / ``c_<attribute>_`` the customer's history with
+this article / product / product type, colour, department..., ``ag_`` the customer's age group x article,
+``x_`` ratios across customer and article, ``emb_`` embeddings, ``season_``, plus the union's
+``<source>_score`` / ``<source>_rank`` / ``n_sources``.
+"""
+
+from __future__ import annotations
+
+import numpy as np
+import polars as pl
+import scipy.sparse as sp
+
+from hm_recsys.candidates.contract import KEYS, past
+from hm_recsys.candidates.popular import customer_age_groups
+from hm_recsys.tables import Tables
+from hm_recsys.weeks import TargetWeek
+
+WEEK_COLUMN = "week_start"
+LABEL = "label"
+NON_FEATURES = frozenset({*KEYS, WEEK_COLUMN, LABEL, "group_id", "score"})
+
+# Article attributes given to the ranker as integer codes (strings are coded by sorted order).
+ARTICLE_CODES = (
+    "product_type_no",
+    "product_group_name",
+    "graphical_appearance_no",
+    "colour_group_code",
+    "perceived_colour_value_id",
+    "perceived_colour_master_id",
+    "department_no",
+    "index_code",
+    "index_group_no",
+    "section_no",
+    "garment_group_no",
+)
+# Attributes for the customer's purchase counts and recency by attribute (``c_<attr>_n`` ...).
+HISTORY_ATTRIBUTES = {
+    "type": "product_type_no",
+    "colour": "colour_group_code",
+    "dept": "department_no",
+    "garment": "garment_group_no",
+    "section": "section_no",
+}
+CUSTOMER_CODES = ("club_member_status", "fashion_news_frequency")
+
+
+def feature_columns(frame: pl.DataFrame) -> list[str]:
+    """The columns a ranker learns from: everything but keys, week, label, group id and score."""
+    return [c for c in frame.columns if c not in NON_FEATURES]
+
+
+def _codes(frame: pl.DataFrame, cols: tuple[str, ...], prefix: str) -> dict[str, pl.Expr]:
+    """Integer codes of attribute columns: integers as they are, strings by their sorted distinct values."""
+    return {
+        f"{prefix}{c}": (pl.col(c).rank("dense") if frame.schema[c] == pl.String else pl.col(c)).cast(pl.Int32)
+        for c in cols
+    }
+
+
+def _window_count(days: int) -> pl.Expr:
+    return (pl.col("days_ago") <= days).sum().cast(pl.Int32)
+
+
+def user_features(tables: Tables, week: TargetWeek, customers: pl.LazyFrame) -> pl.LazyFrame:
+    """Activity over 1/2/4/12 weeks and all history, usual price, channel mix, recency, and static columns."""
+    hist = past(tables, week).join(customers, on="customer_idx", how="semi")
+    activity = hist.group_by("customer_idx").agg(
+        u_n_1w=_window_count(7),
+        u_n_2w=_window_count(14),
+        u_n_4w=_window_count(28),
+        u_n_12w=_window_count(84),
+        u_n_all=pl.len().cast(pl.Int32),
+        u_n_articles=pl.col("article_idx").n_unique().cast(pl.Int32),
+        u_n_days=pl.col("t_dat").n_unique().cast(pl.Int32),
+        u_days_since_last=pl.col("days_ago").min(),
+        u_days_since_first=pl.col("days_ago").max(),
+        u_price_mean=pl.col("price").mean().cast(pl.Float32),
+        u_price_std=pl.col("price").std().cast(pl.Float32),
+        u_price_max=pl.col("price").max(),
+        u_online_share=(pl.col("sales_channel_id") == 2).mean().cast(pl.Float32),
+    )
+    static = tables.customers.lazy().select(
+        pl.col("customer_idx").cast(pl.Int32),
+        u_age=pl.col("age").cast(pl.Float32),
+        u_fn=pl.col("FN").fill_null(0).cast(pl.Int8),
+        u_active=pl.col("Active").fill_null(0).cast(pl.Int8),
+        **_codes(tables.customers, CUSTOMER_CODES, "u_"),
+    )
+    counts = ["u_n_1w", "u_n_2w", "u_n_4w", "u_n_12w", "u_n_all", "u_n_articles", "u_n_days"]
+    return (
+        customers.join(static, on="customer_idx", how="left")
+        .join(activity, on="customer_idx", how="left")
+        .with_columns(pl.col(counts).fill_null(0))
+    )
+
+
+def article_features(tables: Tables, week: TargetWeek) -> pl.LazyFrame:
+    """Sales over 1/2/4/12 weeks, trend, days since launch (first sale) and last sale, price, buyers' age,
+    product-level sales, and the attribute codes; one row per article."""
+    hist = past(tables, week).join(
+        tables.customers.lazy().select(pl.col("customer_idx").cast(pl.Int32), "age"), on="customer_idx", how="left"
+    )
+    recent = pl.col("days_ago") <= 28
+    sales = hist.group_by("article_idx").agg(
+        a_n_1w=_window_count(7),
+        a_n_2w=_window_count(14),
+        a_n_4w=_window_count(28),
+        a_n_12w=_window_count(84),
+        a_n_all=pl.len().cast(pl.Int32),
+        a_buyers_1w=pl.col("customer_idx").filter(pl.col("days_ago") <= 7).n_unique().cast(pl.Int32),
+        a_days_since_first=pl.col("days_ago").max(),
+        a_days_since_last=pl.col("days_ago").min(),
+        a_price_1w=pl.col("price").filter(pl.col("days_ago") <= 7).mean().cast(pl.Float32),
+        a_price_4w=pl.col("price").filter(recent).mean().cast(pl.Float32),
+        a_price_all=pl.col("price").mean().cast(pl.Float32),
+        a_online_share_4w=(pl.col("sales_channel_id") == 2).filter(recent).mean().cast(pl.Float32),
+        a_buyer_age_4w=pl.col("age").filter(recent).mean().cast(pl.Float32),
+    )
+    attrs = tables.articles.lazy().select(
+        pl.col("article_idx").cast(pl.Int32), "product_code", **_codes(tables.articles, ARTICLE_CODES, "a_")
+    )
+    counts = ["a_n_1w", "a_n_2w", "a_n_4w", "a_n_12w", "a_n_all", "a_buyers_1w"]
+    out = attrs.join(sales, on="article_idx", how="left").with_columns(pl.col(counts).fill_null(0))
+    product = out.group_by("product_code").agg(
+        p_n_1w=pl.col("a_n_1w").sum().cast(pl.Int32),
+        p_n_4w=pl.col("a_n_4w").sum().cast(pl.Int32),
+        p_n_variants=pl.len().cast(pl.Int32),
+    )
+    return (
+        out.join(product, on="product_code", how="left")
+        .with_columns(
+            a_trend_1w=(pl.col("a_n_1w") / (pl.col("a_n_2w") - pl.col("a_n_1w") + 1)).cast(pl.Float32),
+            a_trend_4w=(pl.col("a_n_1w") / ((pl.col("a_n_4w") - pl.col("a_n_1w")) / 3 + 1)).cast(pl.Float32),
+            a_price=pl.coalesce("a_price_4w", "a_price_all"),
+            a_discount=(pl.col("a_price_1w") / pl.col("a_price_all")).cast(pl.Float32),
+            a_variant_share_1w=(pl.col("a_n_1w") / pl.col("p_n_1w")).fill_nan(None).cast(pl.Float32),
+        )
+        .drop("a_price_4w")
+    )
+
+
+def cross_features(tables: Tables, week: TargetWeek, pairs: pl.LazyFrame) -> pl.LazyFrame:
+    """The customer's past purchases of this article / product / attribute: counts and days since."""
+    customers = pairs.select("customer_idx").unique()
+    attr_cols = ["product_code", *HISTORY_ATTRIBUTES.values()]
+    attrs = tables.articles.lazy().select(pl.col("article_idx").cast(pl.Int32), *attr_cols)
+    hist = past(tables, week).join(customers, on="customer_idx", how="semi").join(attrs, on="article_idx", how="left")
+    out = pairs.join(attrs, on="article_idx", how="left")
+    article = hist.group_by("customer_idx", "article_idx").agg(
+        ca_n=pl.len().cast(pl.Int32),
+        ca_n_4w=_window_count(28),
+        ca_days_since=pl.col("days_ago").min(),
+        ca_price_paid=pl.col("price").mean().cast(pl.Float32),
+    )
+    out = out.join(article, on=KEYS, how="left")
+    levels = {"cp": "product_code", **{f"c_{k}": v for k, v in HISTORY_ATTRIBUTES.items()}}
+    for prefix, col in levels.items():
+        agg = hist.group_by("customer_idx", col).agg(
+            pl.len().cast(pl.Int32).alias(f"{prefix}_n"),
+            pl.col("days_ago").min().alias(f"{prefix}_days_since"),
+        )
+        out = out.join(agg, on=["customer_idx", col], how="left")
+    counts = ["ca_n", "ca_n_4w", *(f"{p}_n" for p in levels)]
+    return out.with_columns(pl.col(counts).fill_null(0)).drop(attr_cols)
+
+
+def age_group_features(tables: Tables, week: TargetWeek, pairs: pl.LazyFrame, days: int = 14) -> pl.LazyFrame:
+    """Units of the article sold to the customer's age group in the last ``days`` days, and its share of the group."""
+    groups = customer_age_groups(tables).lazy()
+    sold = (
+        past(tables, week, days)
+        .join(groups, on="customer_idx", how="inner")
+        .group_by("age_group", "article_idx")
+        .agg(ag_n=pl.len().cast(pl.Int32))
+        .with_columns(ag_share=(pl.col("ag_n") / pl.col("ag_n").sum().over("age_group")).cast(pl.Float32))
+    )
+    return (
+        pairs.join(groups, on="customer_idx", how="left")
+        .join(sold, on=["age_group", "article_idx"], how="left")
+        .with_columns(pl.col("ag_n").fill_null(0), pl.col("ag_share").fill_null(0.0))
+        .drop("age_group")
+    )
+
+
+def _check_vectors(vectors: np.ndarray, n_rows: int, name: str) -> np.ndarray:
+    if vectors.ndim != 2 or vectors.shape[0] != n_rows:
+        raise ValueError(f"{name}: expected shape ({n_rows}, d) with row i = idx i, got {vectors.shape}")
+    if not np.isfinite(vectors).all():
+        row = int(np.flatnonzero(~np.isfinite(vectors).all(axis=1))[0])
+        raise ValueError(f"{name}: row {row} has non-finite values")
+    return np.ascontiguousarray(vectors, dtype=np.float32)
+
+
+SIM_DIMS = 64  # principal axes the customer-to-article cosine is taken on
+PCA_FIT_ROWS = 20_000  # PCA axes are fitted on at most this many evenly spaced rows (full scale: 105k x 2048)
+
+
+def principal_components(vectors: np.ndarray, n_components: int) -> np.ndarray:
+    """First ``n_components`` PCA coordinates of the rows; each axis signed so its largest loading is positive.
+
+    scikit-learn's PCA (randomized solver for large inputs, fixed ``random_state``) is fitted on at most
+    ``PCA_FIT_ROWS`` evenly spaced rows, then every row is projected: deterministic, and seconds for
+    105k x 2048 image embeddings where an exact eigendecomposition takes minutes on two cores.
+    """
+    from sklearn.decomposition import PCA
+
+    step = max(1, -(-vectors.shape[0] // PCA_FIT_ROWS))
+    pca = PCA(n_components=n_components, random_state=0).fit(vectors[::step])
+    axes = pca.components_
+    signs = np.sign(axes[np.arange(axes.shape[0]), np.abs(axes).argmax(axis=1)])
+    return ((vectors - pca.mean_) @ (axes * signs[:, None]).T).astype(np.float32)
+
+
+def _normalise(v: np.ndarray) -> np.ndarray:
+    norm = np.linalg.norm(v, axis=1, keepdims=True)
+    return v / np.where(norm > 0, norm, 1.0)
+
+
+def _row_dot(a: np.ndarray, a_rows: np.ndarray, b: np.ndarray, b_rows: np.ndarray) -> np.ndarray:
+    """dot(a[a_rows[i]], b[b_rows[i]]) for every i, in chunks of about 2**24 gathered values per side."""
+    out = np.empty(a_rows.size, dtype=np.float32)
+    chunk = max(1, (1 << 24) // a.shape[1])
+    for s in range(0, a_rows.size, chunk):
+        out[s : s + chunk] = np.einsum("ij,ij->i", a[a_rows[s : s + chunk]], b[b_rows[s : s + chunk]])
+    return out
+
+
+def embedding_features(
+    tables: Tables,
+    week: TargetWeek,
+    frame: pl.DataFrame,
+    item_vectors: np.ndarray | None,
+    user_vectors: np.ndarray | None,
+    *,
+    n_components: int,
+    recent_n: int,
+) -> pl.DataFrame:
+    """PCA components of the article's vector, its cosine to the customer's last ``recent_n`` distinct articles,
+    and the two-tower dot product when user vectors are given.
+
+    The cosine is taken between centred coordinates on the first ``SIM_DIMS`` principal axes: with 2048-d image
+    embeddings the exact cosine over millions of rows costs minutes, and the leading axes carry the taste signal.
+    """
+    if item_vectors is None:
+        if user_vectors is not None:
+            raise ValueError("user_vectors given without item_vectors: the two-tower score needs both")
+        return frame
+    items = _check_vectors(item_vectors, tables.n_articles, "item_vectors")
+    art = frame["article_idx"].to_numpy()
+    cust = frame["customer_idx"].to_numpy()
+    coords = principal_components(items, min(max(SIM_DIMS, n_components), *items.shape))
+    cols: dict[str, np.ndarray] = {f"emb_pc_{i}": coords[art, i] for i in range(min(n_components, coords.shape[1]))}
+
+    recent = (
+        past(tables, week)
+        .join(frame.lazy().select("customer_idx").unique(), on="customer_idx", how="semi")
+        .group_by("customer_idx", "article_idx")
+        .agg(pl.col("days_ago").min())
+        .sort(["customer_idx", "days_ago", "article_idx"])
+        .filter(pl.int_range(pl.len()).over("customer_idx") < recent_n)
+        .collect()
+    )
+    unit = _normalise(coords)
+    profile_ids, profile_pos = np.unique(recent["customer_idx"].to_numpy(), return_inverse=True)
+    membership = sp.csr_matrix(
+        (np.ones(recent.height, dtype=np.float32), (profile_pos, recent["article_idx"].to_numpy())),
+        shape=(profile_ids.size, unit.shape[0]),
+    )
+    profile = _normalise(np.asarray(membership @ unit, dtype=np.float32))
+    sim = np.full(cust.size, np.nan, dtype=np.float32)
+    if profile_ids.size:
+        pos = np.minimum(np.searchsorted(profile_ids, cust), profile_ids.size - 1)
+        has = profile_ids[pos] == cust
+        sim[has] = _row_dot(profile, pos[has], unit, art[has])
+    cols["emb_recent_sim"] = sim
+
+    if user_vectors is not None:
+        users = _check_vectors(user_vectors, tables.n_customers, "user_vectors")
+        if users.shape[1] != items.shape[1]:
+            raise ValueError(f"user_vectors have {users.shape[1]} dims, item_vectors {items.shape[1]}")
+        cols["emb_two_tower_dot"] = _row_dot(users, cust, items, art)
+    return frame.with_columns(
+        [pl.Series(name, values, dtype=pl.Float32).fill_nan(None) for name, values in cols.items()]
+    )
+
+
+def build_features(
+    tables: Tables,
+    week: TargetWeek,
+    candidates: pl.DataFrame,
+    item_vectors: np.ndarray | None = None,
+    user_vectors: np.ndarray | None = None,
+    *,
+    n_components: int = 8,
+    recent_n: int = 10,
+) -> pl.DataFrame:
+    """The candidate frame (union of sources) with every ranker feature added, as of ``week.cutoff``.
+
+    Keeps the candidate columns (source scores / ranks, n_sources), adds ``week_start`` (the group key with
+    customer_idx) and the features; sorted by customer_idx, article_idx. ``item_vectors`` (n_articles x d,
+    row i = article_idx i) and ``user_vectors`` (n_customers x d) are optional.
+    """
+    for col in KEYS:
+        if col not in candidates.columns:
+            raise ValueError(f"build_features: candidates lack column {col!r} (has {candidates.columns})")
+    cand = candidates.with_columns(pl.col(KEYS).cast(pl.Int32)).sort(KEYS)
+    pairs = cand.lazy()
+    customers = pairs.select("customer_idx").unique()
+    out = (
+        cross_features(tables, week, pairs)
+        .join(age_group_features(tables, week, cand.lazy().select(KEYS)), on=KEYS, how="left")
+        .join(user_features(tables, week, customers), on="customer_idx", how="left")
+        .join(article_features(tables, week), on="article_idx", how="left")
+        .with_columns(
+            cp_other_variant=((pl.col("cp_n") > 0) & (pl.col("ca_n") == 0)).cast(pl.Int8),
+            x_price_ratio=(pl.col("a_price") / pl.col("u_price_mean")).cast(pl.Float32),
+            x_age_gap=(pl.col("u_age") - pl.col("a_buyer_age_4w")).cast(pl.Float32),
+            x_type_share=(pl.col("c_type_n") / pl.col("u_n_all")).fill_nan(None).cast(pl.Float32),
+            x_dept_share=(pl.col("c_dept_n") / pl.col("u_n_all")).fill_nan(None).cast(pl.Float32),
+            season_week=pl.lit(week.start.isocalendar().week, dtype=pl.Int8),
+            season_month=pl.lit(week.start.month, dtype=pl.Int8),
+        )
+        .drop("product_code")
+        .with_columns(pl.lit(week.start).alias(WEEK_COLUMN))
+        .sort(KEYS)
+        .collect()
+    )
+    if out.height != cand.height:
+        raise RuntimeError(f"build_features: {cand.height} candidates became {out.height} rows (duplicate keys?)")
+    out = embedding_features(
+        tables, week, out, item_vectors, user_vectors, n_components=n_components, recent_n=recent_n
+    )
+    first = [*KEYS, WEEK_COLUMN]
+    return out.select(*first, pl.exclude(first))
