@@ -4,6 +4,8 @@ The GPU-bound ones sit in the ``gpu`` pool (one at a time across all runs) and i
 whose executor runs one step at a time in a fresh process.
 """
 
+from typing import Optional
+
 import dagster as dg
 
 from hm_recsys.defs.jobs import GPU_POOL
@@ -27,13 +29,15 @@ class TfRecordsConfig(dg.Config):
 
 
 class TwoTowerSettings(dg.Config):
-    """The TFRS model's knobs (see ``retrieval.two_tower.TwoTowerConfig``)."""
+    """The TFRS model's knobs (see ``retrieval.two_tower.TwoTowerConfig``). Unset ones take the device's
+    preset: batch 4096 x 6 + 3 epochs on a GPU; batch 1024 x 3 + 3 on a CPU, which measured better recall
+    per minute there (benchmarks/two_tower_ablation.py)."""
 
     output_dim: int = 32
-    batch_size: int = 4096
+    batch_size: Optional[int] = None
     learning_rate: float = 0.01
-    epochs: int = 6
-    finetune_epochs: int = 3
+    epochs: Optional[int] = None
+    finetune_epochs: Optional[int] = None
     finetune_learning_rate: float = 0.003
     use_images: bool = True
     seed: int = 0
@@ -41,7 +45,7 @@ class TwoTowerSettings(dg.Config):
     def to_config(self):
         from hm_recsys.retrieval.two_tower import TwoTowerConfig
 
-        return TwoTowerConfig.from_dict(self.model_dump())
+        return TwoTowerConfig.for_device(**{k: v for k, v in self.model_dump().items() if v is not None})
 
 
 class RetrievalConfig(dg.Config):
@@ -102,8 +106,8 @@ def build(weeks: dg.PartitionsDefinition) -> list:
         out = data.paths.week_dir("tfrecords", context.partition_key)
         manifest = write_tfrecords(data.tables(), TargetWeek.from_key(context.partition_key), out,
                                    n_shards=config.n_shards, seed=config.seed)
-        windows = [{"window": w, **{k: v for k, v in manifest[w].items() if isinstance(v, (int, float, str))}}
-                   for w in ("train", "finetune") if w in manifest]
+        windows = [{"window": w, **{k: v for k, v in stats.items() if isinstance(v, (int, float, str))}}
+                   for w, stats in manifest["windows"].items()]
         return dg.MaterializeResult(
             data_version=data_version(out),
             metadata={"path": dg.MetadataValue.path(str(out)), "windows": markdown_table(windows), **config_metadata(config)},

@@ -1,0 +1,217 @@
+"""Full-scale cost of the retrieval stage: exact top-100 for 1.37M customers x 105k articles, and one
+training epoch of the two towers with full-size vocabularies. Prints time and peak memory (RSS).
+
+    .venv/bin/python benchmarks/retrieval_full.py                      # both parts
+    .venv/bin/python benchmarks/retrieval_full.py --part brute --customers 200000   # measure, extrapolate
+    .venv/bin/python benchmarks/retrieval_full.py --part train --steps 40
+
+Each part runs in its own process so its peak RSS is its own. Embeddings and training rows are random
+(cost does not depend on their values). Brute force runs the real ``brute_force.top_k``; with
+``--customers`` below 1,371,980 the time is extrapolated linearly and the output memory scaled.
+Training runs the real towers on real TFRecord shards (written with the project's encoder) for
+``--steps`` batches of 4096 and extrapolates to an epoch of the 365-day window at full scale
+(31.79M rows x 365/734 days x 0.906 non-duplicate share = 14.3M examples, 3,500 steps).
+"""
+
+from __future__ import annotations
+
+import argparse
+import json
+import os
+import resource
+import subprocess
+import sys
+import tempfile
+import time
+from pathlib import Path
+
+import numpy as np
+
+sys.path.insert(0, str(Path(__file__).resolve().parents[1]))
+
+N_CUSTOMERS = 1_371_980
+N_ARTICLES = 105_542
+N_PRODUCTS = 47_224
+FULL_EPOCH_EXAMPLES = int(31_788_324 * 365 / 734 * 0.906)
+# real vocabulary sizes (hm-data-facts): distinct codes per attribute, + 1 for "unknown"
+CATEGORICAL_VOCABS = {
+    "product_type_no": 132, "product_group_name": 19, "graphical_appearance_no": 30, "colour_group_code": 50,
+    "perceived_colour_value_id": 8, "perceived_colour_master_id": 20, "department_no": 299, "index_code": 10,
+    "index_group_no": 5, "section_no": 57, "garment_group_no": 21,
+}
+AFFINITY_DIM = (5 + 1) + (19 + 1) + (21 + 1)
+
+
+def peak_rss_gib() -> float:
+    return resource.getrusage(resource.RUSAGE_SELF).ru_maxrss / 2**20
+
+
+def brute(customers: int, k: int) -> dict:
+    from hm_recsys.retrieval import brute_force, tf_env
+
+    torch = tf_env.torch()
+    rng = np.random.default_rng(0)
+    items = rng.standard_normal((N_ARTICLES, 32), dtype=np.float32)
+    items /= np.linalg.norm(items, axis=1, keepdims=True)
+    users = rng.standard_normal((customers, 32), dtype=np.float32)
+    users /= np.linalg.norm(users, axis=1, keepdims=True)
+    base = peak_rss_gib()
+    t0 = time.perf_counter()
+    cands = brute_force.top_k(users, items, k=k)
+    seconds = time.perf_counter() - t0
+    out_gib = cands.estimated_size() / 2**30
+    scale = N_CUSTOMERS / customers
+    return {
+        "part": "brute",
+        "device": str(tf_env.torch_device()),
+        "torch_threads": torch.get_num_threads(),
+        "customers_measured": customers,
+        "seconds_measured": round(seconds, 1),
+        "customers_per_second": round(customers / seconds),
+        "seconds_full": round(seconds * scale, 1),
+        "output_gib_measured": round(out_gib, 3),
+        "output_gib_full": round(out_gib * scale, 2),
+        "peak_rss_gib_measured": round(peak_rss_gib(), 2),
+        "peak_rss_gib_full_estimate": round(peak_rss_gib() + out_gib * (scale - 1), 2),
+        "rss_before_gib": round(base, 2),
+    }
+
+
+def train(steps: int, batch: int, use_images: bool, optimizer: str) -> dict:
+    from hm_recsys.retrieval import tf_env
+
+    tf, _ = tf_env.tensorflow()
+    from hm_recsys.retrieval import tfrecords as tfr
+    from hm_recsys.retrieval import two_tower
+
+    rng = np.random.default_rng(0)
+    n = steps * batch
+    popularity = 1.0 / np.arange(1, N_ARTICLES + 1) ** 0.9
+    popularity /= popularity.sum()
+    art = rng.choice(N_ARTICLES, n, p=popularity)
+    cols = {
+        "customer_idx": rng.integers(0, N_CUSTOMERS, n),
+        "article_idx": art,
+        "item_prob": popularity[art].astype(np.float32)[:, None],
+        "age": rng.standard_normal((n, 2), dtype=np.float32),
+        "price_sensitivity": rng.standard_normal((n, 2), dtype=np.float32),
+        "category_affinity": rng.dirichlet(np.ones(AFFINITY_DIM), n).astype(np.float32),
+        "channel_mix": rng.random((n, 2), dtype=np.float32),
+        "activity": rng.random((n, 2), dtype=np.float32),
+        "item_recency": rng.random((n, 4), dtype=np.float32),
+        "item_price": rng.random((n, 2), dtype=np.float32),
+    }
+    cols["customer_key"] = cols["customer_idx"] + 1
+    cols["article_key"] = art + 1
+    cols["product_key"] = art % N_PRODUCTS + 1
+    for c, v in CATEGORICAL_VOCABS.items():
+        cols[f"cat_{c}"] = rng.integers(0, v + 1, n)
+    spec = {k: {"dtype": "int64", "shape": []} if v.ndim == 1 else {"dtype": "float32", "shape": [v.shape[1]]}
+            for k, v in sorted(cols.items())}
+    manifest = {
+        "n_customers": N_CUSTOMERS,
+        "n_articles": N_ARTICLES,
+        "feature_spec": spec,
+        "vocab_sizes": {"customer_key": N_CUSTOMERS + 1, "article_key": N_ARTICLES + 1, "product_key": N_PRODUCTS + 1,
+                        **{f"cat_{c}": v + 1 for c, v in CATEGORICAL_VOCABS.items()}},
+        "item_tower_features": ["article_idx", "article_key", "product_key", "item_recency", "item_price",
+                                *[f"cat_{c}" for c in CATEGORICAL_VOCABS]],
+    }
+    with tempfile.TemporaryDirectory() as tmp:
+        n_shards = 8
+        bounds = np.linspace(0, n, n_shards + 1).astype(int)
+        paths = []
+        for s in range(n_shards):
+            flat, offsets = tfr.encode_examples({k: v[bounds[s]:bounds[s + 1]] for k, v in cols.items()})
+            buf = flat.tobytes()
+            path = f"{tmp}/part-{s}.tfrecord"
+            with tf.io.TFRecordWriter(path) as w:
+                for i in range(len(offsets) - 1):
+                    w.write(buf[offsets[i]:offsets[i + 1]])
+            paths.append(path)
+        del cols
+        cfg = two_tower.TwoTowerConfig(use_images=use_images, deterministic=False, optimizer=optimizer)
+        images = rng.standard_normal((N_ARTICLES, 2049), dtype=np.float32) if use_images else None
+        tf.keras.utils.set_random_seed(0)
+        model = two_tower.build_model(manifest, cfg, images)
+        del images
+        model.compile(optimizer=two_tower._optimizer(tf, optimizer, cfg.learning_rate))
+        ds = tfr.read_dataset(paths, spec, batch, shuffle_buffer=cfg.shuffle_buffer, seed=0, drop_remainder=True)
+        times: list[float] = []
+
+        class StepTimer(tf.keras.callbacks.Callback):
+            def on_train_batch_begin(self, b, logs=None):
+                self.t = time.perf_counter()
+
+            def on_train_batch_end(self, b, logs=None):
+                times.append(time.perf_counter() - self.t)
+
+        t0 = time.perf_counter()
+        with tf.device(tf_env.tf_device()):
+            model.fit(ds, epochs=1, verbose=0, callbacks=[StepTimer()])
+        wall = time.perf_counter() - t0
+    warm = times[3:] if len(times) > 6 else times
+    step = float(np.median(warm))
+    full_steps = -(-FULL_EPOCH_EXAMPLES // batch)
+    return {
+        "part": "train",
+        "device": tf_env.tf_device(),
+        "use_images": use_images,
+        "optimizer": optimizer,
+        "batch_size": batch,
+        "steps_measured": len(times),
+        "wall_seconds_measured": round(wall, 1),
+        "first_step_seconds": round(times[0], 2),
+        "median_step_seconds": round(step, 3),
+        "examples_per_second": round(batch / step),
+        "full_epoch_examples": FULL_EPOCH_EXAMPLES,
+        "full_epoch_steps": full_steps,
+        "full_epoch_minutes_extrapolated": round(full_steps * step / 60, 1),
+        "peak_rss_gib": round(peak_rss_gib(), 2),
+    }
+
+
+def main() -> None:
+    ap = argparse.ArgumentParser(description=__doc__, formatter_class=argparse.RawDescriptionHelpFormatter)
+    ap.add_argument("--part", choices=["brute", "train", "both"], default="both")
+    ap.add_argument("--customers", type=int, default=N_CUSTOMERS)
+    ap.add_argument("--k", type=int, default=100)
+    ap.add_argument("--steps", type=int, default=40)
+    ap.add_argument("--batch-size", type=int, default=4096)
+    ap.add_argument("--no-images", action="store_true")
+    ap.add_argument("--optimizer", default="adam", choices=["adam", "adagrad"])
+    ap.add_argument("--child", help=argparse.SUPPRESS)
+    args = ap.parse_args()
+    if args.child == "brute":
+        print(json.dumps(brute(args.customers, args.k)))
+        return
+    if args.child == "train":
+        print(json.dumps(train(args.steps, args.batch_size, not args.no_images, args.optimizer)))
+        return
+    parts = ["brute", "train"] if args.part == "both" else [args.part]
+    print(f"machine: {os.cpu_count()} CPUs; {N_CUSTOMERS:,} customers x {N_ARTICLES:,} articles")
+    for part in parts:
+        cmd = [sys.executable, __file__, "--child", part, "--customers", str(args.customers), "--k", str(args.k),
+               "--steps", str(args.steps), "--batch-size", str(args.batch_size), "--optimizer", args.optimizer] + (["--no-images"] if args.no_images else [])
+        res = subprocess.run(cmd, capture_output=True, text=True)
+        if res.returncode != 0:
+            print(res.stderr[-3000:])
+            raise SystemExit(f"{part} part failed")
+        result = json.loads(res.stdout.strip().splitlines()[-1])
+        if part == "brute":
+            how = "measured" if result["customers_measured"] == N_CUSTOMERS else "extrapolated"
+            print(f"brute-force top-{args.k}: {result['customers_measured']:,} customers in {result['seconds_measured']} s "
+                  f"({result['customers_per_second']:,}/s) -> all {N_CUSTOMERS:,}: {result['seconds_full'] / 60:.1f} min ({how}); "
+                  f"peak RSS {result['peak_rss_gib_measured']} GiB (full run ~{result['peak_rss_gib_full_estimate']} GiB, "
+                  f"output frame {result['output_gib_full']} GiB); device {result['device']}, {result['torch_threads']} threads")
+        else:
+            print(f"training (batch {result['batch_size']}, {result['optimizer']}, images={result['use_images']}): median step "
+                  f"{result['median_step_seconds']} s = {result['examples_per_second']:,} examples/s over "
+                  f"{result['steps_measured']} steps -> one full 365-day epoch ({result['full_epoch_examples']:,} examples, "
+                  f"{result['full_epoch_steps']:,} steps) ~{result['full_epoch_minutes_extrapolated']} min (extrapolated); "
+                  f"peak RSS {result['peak_rss_gib']} GiB; device {result['device']}")
+        print("  " + json.dumps(result))
+
+
+if __name__ == "__main__":
+    main()

@@ -1,0 +1,180 @@
+"""Exact top-k retrieval: every customer against every article by batched matrix products.
+
+Why exact: 1.37M x 105k scores is ~1.4e11 dot products of 32-d vectors, affordable in batches (see
+benchmarks/retrieval_full.py), so no approximate index and its recall loss are needed. Ties are broken
+deterministically (higher score first, then smaller ``article_idx``), so reruns give the same candidates.
+"""
+
+from __future__ import annotations
+
+import os
+import time
+
+import numpy as np
+import polars as pl
+
+from hm_recsys.retrieval import tf_env
+from hm_recsys.retrieval import tfrecords as tfr
+
+CANDIDATE_SCHEMA = {"customer_idx": pl.Int32, "article_idx": pl.Int32, "score": pl.Float32, "rank": pl.Int16}
+
+
+def _tower_inputs(frame: pl.DataFrame, start: int, end: int) -> dict:
+    part = frame.slice(start, end - start)
+    out = {}
+    for name, dtype in part.schema.items():
+        if dtype.is_integer():
+            out[name] = part[name].to_numpy().astype(np.int64)
+        elif isinstance(dtype, pl.Array):
+            out[name] = np.ascontiguousarray(part[name].to_numpy(), dtype=np.float32)
+    return out
+
+
+def _tower_outputs(tower, frame: pl.DataFrame, batch_size: int) -> np.ndarray:
+    tf, _ = tf_env.tensorflow()
+    call = tf.function(lambda f: tower(f, training=False))
+    parts = []
+    with tf.device(tf_env.tf_device()):
+        for start in range(0, frame.height, batch_size):
+            inputs = _tower_inputs(frame, start, min(start + batch_size, frame.height))
+            parts.append(call({k: tf.constant(v) for k, v in inputs.items()}).numpy())
+    return np.concatenate(parts).astype(np.float32) if parts else np.zeros((0, 0), dtype=np.float32)
+
+
+def user_embeddings(model, users: pl.DataFrame, batch_size: int = 65536) -> np.ndarray:
+    """``[n_customers, d]`` query vectors in ``users`` row order (the user-tower features frame)."""
+    return _tower_outputs(model.user_tower, users, batch_size)
+
+
+def item_embeddings(model, items: pl.DataFrame, batch_size: int = 65536) -> np.ndarray:
+    """``[n_articles, d]`` candidate vectors in ``items`` row order (the item-tower features frame)."""
+    return _tower_outputs(model.item_tower, items, batch_size)
+
+
+def embeddings_frame(key: str, ids: np.ndarray, vectors: np.ndarray) -> pl.DataFrame:
+    """``key`` (Int32) + ``embedding`` (Array Float32) for Parquet export and the ranker's similarity features."""
+    return pl.DataFrame(
+        {key: np.asarray(ids, dtype=np.int32), "embedding": pl.Series(values=np.ascontiguousarray(vectors, dtype=np.float32),
+                                                                      dtype=pl.Array(pl.Float32, vectors.shape[1]))}
+    )
+
+
+def export_embeddings(model_dir: str | os.PathLike, tfrecords_dir: str | os.PathLike) -> tuple[pl.DataFrame, pl.DataFrame]:
+    """``(customer vectors, article vectors)`` of a saved model, every customer / article as of the cutoff."""
+    from hm_recsys.retrieval.two_tower import load_model
+
+    model, _ = load_model(model_dir, tfrecords_dir)
+    users, items = tfr.load_serving_features(tfrecords_dir)
+    return (
+        embeddings_frame("customer_idx", users["customer_idx"].to_numpy(), user_embeddings(model, users)),
+        embeddings_frame("article_idx", items["article_idx"].to_numpy(), item_embeddings(model, items)),
+    )
+
+
+def _deterministic_topk(torch, scores, k: int):
+    """Top-``k`` of each row ordered by (score desc, column asc), exact even when ties straddle the cut.
+
+    A tie can only straddle the cut when the (k+1)-th largest score equals the k-th, so one ``topk`` of
+    k+1 finds the rows to redo (rare: identical embeddings, e.g. never-sold twins) without a full pass.
+    """
+    n_cols = scores.shape[1]
+    vals, idx = torch.topk(scores, min(k + 1, n_cols), dim=1, largest=True, sorted=True)
+    if n_cols > k:
+        ambiguous = torch.nonzero(vals[:, k] == vals[:, k - 1]).flatten()
+        vals, idx = vals[:, :k], idx[:, :k]
+        if len(ambiguous):
+            # which tied columns made the cut was up to topk: take the smallest column numbers instead
+            sub = scores[ambiguous]
+            sub_kth = vals[ambiguous, k - 1 :]
+            n_greater = (sub > sub_kth).sum(dim=1, keepdim=True)
+            tie = sub == sub_kth
+            take = (sub > sub_kth) | (tie & (torch.cumsum(tie.to(torch.int64), dim=1) <= (k - n_greater)))
+            cols = torch.nonzero(take)[:, 1].reshape(len(ambiguous), k)
+            idx[ambiguous] = cols
+            vals[ambiguous] = torch.gather(sub, 1, cols)
+    # order: columns ascending, then a stable sort by score descending keeps ascending columns within ties
+    idx, order = torch.sort(idx, dim=1)
+    vals = torch.gather(vals, 1, order)
+    vals, order = torch.sort(vals, dim=1, descending=True, stable=True)
+    idx = torch.gather(idx, 1, order)
+    return vals, idx
+
+
+def top_k(
+    user_vectors: np.ndarray,
+    item_vectors: np.ndarray,
+    k: int = 100,
+    customer_idx: np.ndarray | None = None,
+    article_idx: np.ndarray | None = None,
+    device: str | None = None,
+    max_batch_bytes: int | None = None,
+) -> pl.DataFrame:
+    """Exact top-``k`` articles per customer by dot product; ``rank`` 0 = best, ties to the smaller article.
+
+    ``customer_idx`` / ``article_idx`` name the rows of the two matrices (default 0..n-1). Customers are
+    scored in batches whose score matrix stays under ``max_batch_bytes`` (512 MiB on CPU, 4 GiB on CUDA).
+    Returns ``customer_idx, article_idx, score, rank`` sorted by customer then rank.
+    """
+    torch = tf_env.torch()
+    user_vectors = np.ascontiguousarray(user_vectors, dtype=np.float32)
+    item_vectors = np.ascontiguousarray(item_vectors, dtype=np.float32)
+    if user_vectors.ndim != 2 or item_vectors.ndim != 2 or user_vectors.shape[1] != item_vectors.shape[1]:
+        raise ValueError(f"user vectors {user_vectors.shape} and item vectors {item_vectors.shape} must be [n, d] with the same d")
+    n_users, n_items = len(user_vectors), len(item_vectors)
+    if not (np.isfinite(user_vectors).all() and np.isfinite(item_vectors).all()):
+        raise ValueError("top_k: non-finite values in the embeddings")
+    customer_idx = np.arange(n_users, dtype=np.int32) if customer_idx is None else np.asarray(customer_idx, dtype=np.int32)
+    article_idx = np.arange(n_items, dtype=np.int32) if article_idx is None else np.asarray(article_idx, dtype=np.int32)
+    k = min(k, n_items)
+    dev = tf_env.torch_device(device)
+    if max_batch_bytes is None:
+        max_batch_bytes = (4 << 30) if dev.type == "cuda" else (512 << 20)
+    batch = max(1, int(max_batch_bytes // max(4 * n_items, 1)))
+    items_t = torch.from_numpy(np.ascontiguousarray(item_vectors.T)).to(dev)
+    out_cols = np.empty((n_users, k), dtype=np.int32)
+    out_vals = np.empty((n_users, k), dtype=np.float32)
+    with torch.inference_mode():
+        scores = torch.empty((min(batch, n_users), n_items), dtype=torch.float32, device=dev)  # reused: no page faults
+        for start in range(0, n_users, batch):
+            end = min(start + batch, n_users)
+            users = torch.from_numpy(user_vectors[start:end]).to(dev)
+            block = scores[: end - start]
+            torch.mm(users, items_t, out=block)
+            vals, idx = _deterministic_topk(torch, block, k)
+            out_cols[start:end] = idx.cpu().numpy()
+            out_vals[start:end] = vals.cpu().numpy()
+    return pl.DataFrame(
+        {
+            "customer_idx": np.repeat(customer_idx, k),
+            "article_idx": article_idx[out_cols.ravel()],
+            "score": out_vals.ravel(),
+            "rank": np.tile(np.arange(k, dtype=np.int16), n_users),
+        },
+        schema=CANDIDATE_SCHEMA,
+    )
+
+
+def retrieve(
+    model_dir: str | os.PathLike, tfrecords_dir: str | os.PathLike, k: int = 100, device: str | None = None
+) -> tuple[pl.DataFrame, dict]:
+    """Top-``k`` candidates of every customer for the model's target week, plus timings for metadata."""
+    from hm_recsys.retrieval.two_tower import load_model
+
+    t0 = time.perf_counter()
+    model, meta = load_model(model_dir, tfrecords_dir)
+    users, items = tfr.load_serving_features(tfrecords_dir)
+    u = user_embeddings(model, users)
+    v = item_embeddings(model, items)
+    t1 = time.perf_counter()
+    cands = top_k(u, v, k, users["customer_idx"].to_numpy(), items["article_idx"].to_numpy(), device=device)
+    t2 = time.perf_counter()
+    info = {
+        "week": meta["week"],
+        "n_customers": users.height,
+        "n_articles": items.height,
+        "k": k,
+        "embed_seconds": round(t1 - t0, 3),
+        "top_k_seconds": round(t2 - t1, 3),
+        "device": str(tf_env.torch_device(device)),
+    }
+    return cands, info

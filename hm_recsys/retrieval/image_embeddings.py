@@ -1,0 +1,262 @@
+"""ResNet50 image embeddings of article photos (2048-d penultimate layer), computed incrementally.
+
+Why: the item tower needs to know what an article looks like so that articles with no sales yet can
+still be retrieved. Embedding 105k photos costs minutes to hours, so a rerun reuses every vector whose
+image file (content hash) and network weights are unchanged and only embeds new or changed photos.
+"""
+
+from __future__ import annotations
+
+import hashlib
+import logging
+import os
+import socket
+import time
+from pathlib import Path
+
+import numpy as np
+import polars as pl
+
+from hm_recsys.retrieval import tf_env
+
+log = logging.getLogger(__name__)
+
+EMBEDDING_DIM = 2048
+IMAGE_SIZE = 224
+IMAGENET_MEAN = (0.485, 0.456, 0.406)
+IMAGENET_STD = (0.229, 0.224, 0.225)
+RANDOM_INIT = "random-init"
+RANDOM_INIT_SEED = 0
+WEIGHTS_ENV = "HM_RESNET50_WEIGHTS"
+# torchvision's own file names in its hub cache (<torch.hub.get_dir()>/checkpoints/).
+_CACHED_WEIGHTS = {
+    "imagenet1k_v2": "resnet50-11ad3fa6.pth",
+    "imagenet1k_v1": "resnet50-0676ba61.pth",
+}
+_DOWNLOAD_HOST = "download.pytorch.org"
+
+OUTPUT_SCHEMA = {
+    "article_idx": pl.Int32,
+    "article_id": pl.String,
+    "has_image": pl.Boolean,
+    "image_hash": pl.String,
+    "weights": pl.String,
+    "embedding": pl.Array(pl.Float32, EMBEDDING_DIM),
+}
+
+
+def image_path(images_dir: str | os.PathLike, article_id: str) -> Path:
+    """Kaggle layout: ``images/{first 3 digits}/{10-digit article_id}.jpg``."""
+    return Path(images_dir) / article_id[:3] / f"{article_id}.jpg"
+
+
+def file_hash(path: str | os.PathLike) -> str:
+    """Content hash of an image file (BLAKE2b-128, hex): a changed photo gets a new hash, a touched one not."""
+    h = hashlib.blake2b(digest_size=16)
+    with open(path, "rb") as f:
+        for chunk in iter(lambda: f.read(1 << 20), b""):
+            h.update(chunk)
+    return h.hexdigest()
+
+
+def _online(host: str = _DOWNLOAD_HOST, timeout: float = 2.0) -> bool:
+    try:
+        socket.create_connection((host, 443), timeout=timeout).close()
+        return True
+    except OSError:
+        return False
+
+
+def resolve_weights(weights_path: str | os.PathLike | None = None, allow_download: bool = True) -> tuple[str, dict | None]:
+    """Find ImageNet ResNet50 weights: a configured file, torchvision's cache, or a download when online.
+
+    Returns ``(tag, state_dict)``; ``("random-init", None)`` when none can be had. A configured file that is
+    missing or unreadable is an error (the user asked for it), not a silent fallback.
+    """
+    torch = tf_env.torch()
+    configured = weights_path or os.environ.get(WEIGHTS_ENV)
+    if configured:
+        path = Path(configured)
+        if not path.is_file():
+            raise FileNotFoundError(f"ResNet50 weights file {path} (from weights_path / ${WEIGHTS_ENV}) does not exist")
+        try:
+            state = torch.load(path, map_location="cpu", weights_only=True)
+        except Exception as exc:  # noqa: BLE001 - re-raised with the file named
+            raise ValueError(f"cannot load ResNet50 weights from {path}: {exc}") from exc
+        return f"file:{path.name}:{file_hash(path)[:12]}", state
+    checkpoints = Path(torch.hub.get_dir()) / "checkpoints"
+    for tag, name in _CACHED_WEIGHTS.items():
+        if (checkpoints / name).is_file():
+            return tag, torch.load(checkpoints / name, map_location="cpu", weights_only=True)
+    if allow_download and _online():
+        from torchvision.models import ResNet50_Weights
+
+        try:
+            return "imagenet1k_v2", ResNet50_Weights.IMAGENET1K_V2.get_state_dict(progress=False, check_hash=True)
+        except Exception as exc:  # noqa: BLE001 - network trouble falls through to random init, loudly
+            log.warning("downloading ResNet50 ImageNet weights failed: %s", exc)
+    return RANDOM_INIT, None
+
+
+def build_model(state_dict: dict | None):
+    """ResNet50 with the classifier removed: the output is the 2048-d global-average-pooled feature."""
+    torch = tf_env.torch()
+    from torchvision.models import resnet50
+
+    with torch.random.fork_rng(devices=[]):
+        torch.manual_seed(RANDOM_INIT_SEED)
+        model = resnet50(weights=None)
+    if state_dict is not None:
+        model.load_state_dict(state_dict)
+    model.fc = torch.nn.Identity()
+    return model.eval()
+
+
+class _ImageFiles:
+    """Map-style dataset of image files -> normalised 3x224x224 tensors (module level: picklable for workers)."""
+
+    def __init__(self, paths: list[Path]):
+        self.paths = paths
+
+    def __len__(self) -> int:
+        return len(self.paths)
+
+    def __getitem__(self, i: int):
+        from PIL import Image
+
+        torch = tf_env.torch()
+        path = self.paths[i]
+        try:
+            with Image.open(path) as img:
+                img.draft("RGB", (IMAGE_SIZE, IMAGE_SIZE))  # JPEG: decode at a reduced scale >= 224, much faster
+                img = img.convert("RGB").resize((IMAGE_SIZE, IMAGE_SIZE), Image.Resampling.BILINEAR)
+        except Exception as exc:  # noqa: BLE001 - re-raised with the file named
+            raise ValueError(f"cannot decode image file {path}: {exc}") from exc
+        x = torch.from_numpy(np.asarray(img, dtype=np.float32) / 255.0)
+        mean = torch.tensor(IMAGENET_MEAN, dtype=torch.float32)
+        std = torch.tensor(IMAGENET_STD, dtype=torch.float32)
+        return ((x - mean) / std).permute(2, 0, 1).contiguous()
+
+
+def embed_files(model, paths: list[Path], batch_size: int = 64, device=None, num_workers: int | None = None) -> np.ndarray:
+    """Embed image files in batches; rows follow ``paths``."""
+    torch = tf_env.torch()
+    device = tf_env.torch_device(device)
+    out = np.zeros((len(paths), EMBEDDING_DIM), dtype=np.float32)
+    if not paths:
+        return out
+    if num_workers is None:
+        num_workers = min(8, os.cpu_count() or 1) if device.type == "cuda" else 0
+    loader = torch.utils.data.DataLoader(
+        _ImageFiles(paths),
+        batch_size=batch_size,
+        shuffle=False,
+        num_workers=num_workers,
+        pin_memory=device.type == "cuda",
+    )
+    model = model.to(device, memory_format=torch.channels_last)
+    row = 0
+    with torch.inference_mode():
+        for batch in loader:
+            batch = batch.to(device, non_blocking=True).contiguous(memory_format=torch.channels_last)
+            feats = model(batch).float().cpu().numpy()
+            out[row : row + len(feats)] = feats
+            row += len(feats)
+    return out
+
+
+def embed_images(
+    images_dir: str | os.PathLike,
+    articles: pl.DataFrame,
+    previous: pl.DataFrame | None = None,
+    weights_path: str | os.PathLike | None = None,
+    batch_size: int = 64,
+    device: str | None = None,
+    allow_download: bool = True,
+    num_workers: int | None = None,
+) -> tuple[pl.DataFrame, dict]:
+    """One row per article (``article_idx`` order) with its 2048-d embedding, reusing ``previous`` where valid.
+
+    A previous row is reused when its ``image_hash`` equals the current file's hash and it was computed
+    with the same weights; everything else that has an image is embedded. Articles without an image
+    get ``has_image=False``, a null hash and a zero vector. ``info`` carries the counts, the speed, the
+    device and the weights tag (``"random-init"`` when no ImageNet weights could be loaded).
+    """
+    for col in ("article_idx", "article_id"):
+        if col not in articles.columns:
+            raise ValueError(f"articles frame lacks column {col!r} (has {articles.columns})")
+    images_dir = Path(images_dir)
+    if not images_dir.is_dir():
+        raise FileNotFoundError(f"images folder {images_dir} does not exist")
+    t0 = time.perf_counter()
+    arts = articles.select("article_idx", "article_id").sort("article_idx")
+    ids = arts["article_id"].to_list()
+    paths = [image_path(images_dir, a) for a in ids]
+    present = np.fromiter((p.is_file() for p in paths), dtype=bool, count=len(paths))
+    hashes = [file_hash(p) if ok else None for p, ok in zip(paths, present)]
+    hash_seconds = time.perf_counter() - t0
+
+    weights, state_dict = resolve_weights(weights_path, allow_download=allow_download)
+    if weights == RANDOM_INIT:
+        log.warning(
+            "NO IMAGENET WEIGHTS for ResNet50 (no configured file, none in torchvision's cache, no network): "
+            "image embeddings come from a RANDOMLY INITIALISED network (seed %d); set $%s to a "
+            "resnet50 .pth file to use ImageNet weights",
+            RANDOM_INIT_SEED,
+            WEIGHTS_ENV,
+        )
+
+    embeddings = np.zeros((len(ids), EMBEDDING_DIM), dtype=np.float32)
+    reused = np.zeros(len(ids), dtype=bool)
+    if previous is not None and previous.height:
+        missing_cols = set(OUTPUT_SCHEMA) - set(previous.columns)
+        if missing_cols:
+            raise ValueError(f"previous image embeddings lack columns {sorted(missing_cols)}")
+        prev = (
+            previous.filter(pl.col("has_image") & (pl.col("weights") == weights))
+            .select("article_id", "image_hash", pl.int_range(pl.len()).alias("_row"))
+        )
+        current = pl.DataFrame({"article_id": ids, "image_hash": hashes, "_pos": np.arange(len(ids))},
+                               schema={"article_id": pl.String, "image_hash": pl.String, "_pos": pl.Int64})
+        match = current.join(prev, on=["article_id", "image_hash"], how="inner")
+        if match.height:
+            prev_emb = previous.filter(pl.col("has_image") & (pl.col("weights") == weights))["embedding"].to_numpy()
+            pos = match["_pos"].to_numpy()
+            embeddings[pos] = prev_emb[match["_row"].to_numpy()]
+            reused[pos] = True
+
+    todo = np.flatnonzero(present & ~reused)
+    device_obj = tf_env.torch_device(device)
+    t1 = time.perf_counter()
+    if len(todo):
+        model = build_model(state_dict)
+        embeddings[todo] = embed_files(model, [paths[i] for i in todo], batch_size, device_obj, num_workers)
+    embed_seconds = time.perf_counter() - t1
+    if not np.isfinite(embeddings).all():
+        bad = int(np.flatnonzero(~np.isfinite(embeddings).all(axis=1))[0])
+        raise ValueError(f"non-finite embedding for article {ids[bad]} (file {paths[bad]})")
+
+    frame = pl.DataFrame(
+        {
+            "article_idx": arts["article_idx"].cast(pl.Int32),
+            "article_id": ids,
+            "has_image": present,
+            "image_hash": hashes,
+            "weights": [weights if ok else None for ok in present],
+            "embedding": pl.Series("embedding", embeddings, dtype=OUTPUT_SCHEMA["embedding"]),
+        },
+        schema=OUTPUT_SCHEMA,
+    )
+    info = {
+        "n_articles": len(ids),
+        "n_embedded": int(len(todo)),
+        "n_reused": int(reused.sum()),
+        "n_missing": int((~present).sum()),
+        "images_per_second": round(len(todo) / embed_seconds, 2) if len(todo) else None,
+        "embed_seconds": round(embed_seconds, 3),
+        "hash_seconds": round(hash_seconds, 3),
+        "device": str(device_obj),
+        "weights": weights,
+        "batch_size": batch_size,
+    }
+    return frame, info

@@ -1,0 +1,122 @@
+"""Two-tower training: loss goes down, fine-tuning starts from the trained weights, weeks never leak,
+same seed -> same weights, and end-to-end candidates are well formed."""
+
+from __future__ import annotations
+
+import dataclasses
+import json
+
+import numpy as np
+import polars as pl
+import pytest
+
+from hm_recsys.retrieval import tf_env
+
+tf_env.tensorflow()
+
+from hm_recsys.retrieval import brute_force, cold_start, tfrecords, two_tower  # noqa: E402
+from hm_recsys.retrieval.image_embeddings import EMBEDDING_DIM  # noqa: E402
+from hm_recsys_tests.leakage import perturb_future  # noqa: E402
+from hm_recsys_tests.test_retrieval_tfrecords import TARGET  # noqa: E402
+
+CFG = two_tower.TwoTowerConfig(batch_size=512, epochs=4, finetune_epochs=2, learning_rate=0.01, shuffle_buffer=4096)
+
+
+def fake_image_embeddings(tables) -> pl.DataFrame:
+    """Colour-coded vectors standing in for ResNet50 output (the real network is tested in test_retrieval_images)."""
+    rng = np.random.default_rng(0)
+    colour = tables.articles["colour_group_code"].to_numpy()
+    basis = rng.standard_normal((colour.max() + 1, EMBEDDING_DIM)).astype(np.float32)
+    emb = basis[colour] + 0.1 * rng.standard_normal((tables.n_articles, EMBEDDING_DIM)).astype(np.float32)
+    has = np.arange(tables.n_articles) % 9 != 8
+    emb[~has] = 0
+    return pl.DataFrame(
+        {"article_idx": tables.articles["article_idx"], "has_image": has,
+         "embedding": pl.Series(values=emb, dtype=pl.Array(pl.Float32, EMBEDDING_DIM))}
+    )
+
+
+@pytest.fixture(scope="module")
+def world(tmp_path_factory, tiny_tables):
+    root = tmp_path_factory.mktemp("two_tower")
+    tables = tiny_tables
+    images = fake_image_embeddings(tables)
+    tfrecords.write_tfrecords(tables, TARGET, root / "tfr", n_shards=2)
+    two_tower.train(root / "tfr", root / "trained", CFG, images)
+    return tables, images, root
+
+
+def test_loss_decreases(world):
+    _, _, root = world
+    history = json.loads((root / "trained" / two_tower.HISTORY).read_text())[0]
+    loss = history["loss"]
+    assert len(loss) == CFG.epochs and np.isfinite(loss).all()
+    assert loss[-1] < loss[0] - 0.1, loss
+    assert history["steps_per_epoch"] == -(-history["n_examples"] // CFG.batch_size)
+
+
+def test_finetune_starts_from_trained_weights(world):
+    _, _, root = world
+    trained, _ = two_tower.load_model(root / "trained", root / "tfr")
+    # the image lookup is restored with the model, so serving sees the features it was trained with
+    assert np.abs(trained.item_tower.image_table.numpy()).sum() > 0
+    history = two_tower.finetune(root / "tfr", root / "trained", root / "finetuned")
+    assert history["window"] == "finetune" and len(history["loss"]) == CFG.finetune_epochs
+    tuned, meta = two_tower.load_model(root / "finetuned", root / "tfr")
+    before, after = two_tower.weights_of(trained), two_tower.weights_of(tuned)
+    assert len(before) == len(after)
+    assert any(not np.array_equal(a, b) for a, b in zip(before, after))
+    # small fine-tuning steps from the trained weights, not a fresh start
+    head = [i for i, w in enumerate(tuned.user_tower.weights) if "head" in w.name and "kernel" in w.name][0]
+    assert np.abs(after[head] - before[head]).mean() < 0.5 * np.abs(before[head]).mean()
+    assert [h["window"] for h in json.loads((root / "finetuned" / two_tower.HISTORY).read_text())] == ["train", "finetune"]
+    with pytest.raises(ValueError, match="architecture"):
+        two_tower.finetune(root / "tfr", root / "trained", root / "x", dataclasses.replace(CFG, hidden_dim=16))
+
+
+def test_no_leakage_and_same_seed_same_weights(world, tmp_path):
+    """Towers for week W trained on perturbed rows >= W.start: bit-identical weights and candidates."""
+    tables, images, root = world
+    cfg = dataclasses.replace(CFG, epochs=2)
+    tfrecords.write_tfrecords(perturb_future(tables, TARGET), TARGET, tmp_path / "tfr", n_shards=2)
+    two_tower.train(root / "tfr", tmp_path / "a", cfg, images)
+    two_tower.train(tmp_path / "tfr", tmp_path / "b", cfg, images)
+    a, _ = two_tower.load_model(tmp_path / "a", root / "tfr")
+    b, _ = two_tower.load_model(tmp_path / "b", tmp_path / "tfr")
+    for wa, wb in zip(two_tower.weights_of(a), two_tower.weights_of(b), strict=True):
+        np.testing.assert_array_equal(wa, wb)
+    ca, _ = brute_force.retrieve(tmp_path / "a", root / "tfr", k=20)
+    cb, _ = brute_force.retrieve(tmp_path / "b", tmp_path / "tfr", k=20)
+    assert ca.equals(cb)
+
+
+def test_candidates_and_exports(world):
+    tables, _, root = world
+    cands, info = brute_force.retrieve(root / "trained", root / "tfr", k=30)
+    assert cands.schema == pl.Schema(brute_force.CANDIDATE_SCHEMA)
+    assert cands.height == tables.n_customers * 30 and info["n_articles"] == tables.n_articles
+    per = cands.group_by("customer_idx").agg(d=pl.col("article_idx").n_unique(), r=pl.col("rank").max())
+    assert per.height == tables.n_customers and (per["d"] == 30).all() and (per["r"] == 29).all()
+    users, items = brute_force.export_embeddings(root / "trained", root / "tfr")
+    assert users.height == tables.n_customers and items.height == tables.n_articles
+    u, v = users["embedding"].to_numpy(), items["embedding"].to_numpy()
+    np.testing.assert_allclose(np.linalg.norm(u, axis=1), 1.0, rtol=1e-4)
+    first = cands.filter(pl.col("customer_idx") == 7).sort("rank")
+    np.testing.assert_allclose(first["score"].to_numpy(), (v[first["article_idx"].to_numpy()] @ u[7]), rtol=1e-4, atol=1e-5)
+    # customers without history (customer_key 0) still get candidates from their features
+    users_frame, _ = tfrecords.load_serving_features(root / "tfr")
+    cold = users_frame.filter(pl.col("customer_key") == 0)["customer_idx"]
+    assert cands.filter(pl.col("customer_idx").is_in(cold.implode())).height == cold.len() * 30
+
+
+def test_without_images_and_cold_start_measure(world, tmp_path):
+    tables, _, root = world
+    cfg = dataclasses.replace(CFG, epochs=2, finetune_epochs=1, use_images=False)
+    table = cold_start.ablation(tables, TARGET, root / "tfr", None, tmp_path, cfg, k=20,
+                                with_images_model_dir=root / "trained")
+    assert table["variant"].to_list() == ["with_images", "without_images"]
+    assert ((table["recall_at_k"] >= 0) & (table["recall_at_k"] <= 1)).all()
+    pairs = cold_start.cold_pairs(tables, TARGET)
+    assert pairs.height > 0 and (table["n_cold_pairs"] == pairs.height).all()
+    meta = json.loads((tmp_path / "without_images" / "finetuned" / two_tower.MODEL_META).read_text())
+    assert meta["image_shape"] is None and meta["config"]["use_images"] is False
