@@ -142,7 +142,7 @@ def build(weeks: dg.PartitionsDefinition) -> list:
         import polars as pl
 
         from hm_recsys.ranking.labels import attach_labels
-        from hm_recsys.weeks import TargetWeek
+        from hm_recsys.weeks import TargetWeek, labels
 
         tables = data.tables()
         keys = _upstream_weeks(context.partition_key)
@@ -151,7 +151,11 @@ def build(weeks: dg.PartitionsDefinition) -> list:
             path = data.paths.week_dir("features", key) / "ranker_features.parquet"
             if not path.exists():
                 raise FileNotFoundError(f"{path}: training week {key} has no ranker_features; materialize that partition first")
-            frames.append(attach_labels(pl.read_parquet(path), tables, TargetWeek.from_key(key)))
+            week = TargetWeek.from_key(key)
+            # Only that week's buyers form ranking groups with a positive: read just their rows.
+            buyers = labels(tables.transactions, week).select(pl.col("customer_idx").cast(pl.Int32)).unique()
+            rows = pl.scan_parquet(path).join(buyers.lazy(), on="customer_idx", how="semi").collect()
+            frames.append(attach_labels(rows, tables, week))
         return tables, keys, frames
 
     def _upstream_weeks(key: str) -> list[str]:
