@@ -76,5 +76,20 @@ TRANSACTIONS_TABLE_SCHEMA: dict[str, pl.DataType] = {
     "sales_channel_id": pl.Int8,
 }
 
+# Categorical article attributes the models use (the two-tower item tower and the ranker).
+ARTICLE_ATTRIBUTES: tuple[str, ...] = (
+    "product_type_no",
+    "product_group_name",
+    "graphical_appearance_no",
+    "colour_group_code",
+    "perceived_colour_value_id",
+    "perceived_colour_master_id",
+    "department_no",
+    "index_code",
+    "index_group_no",
+    "section_no",
+    "garment_group_no",
+)
+
 ARTICLE_ID_DIGITS = 10
 CUSTOMER_ID_LENGTH = 64

@@ -16,6 +16,7 @@ import scipy.sparse as sp
 
 from hm_recsys.candidates.contract import KEYS, past
 from hm_recsys.candidates.popular import customer_age_groups
+from hm_recsys import schema
 from hm_recsys.tables import Tables
 from hm_recsys.weeks import TargetWeek
 
@@ -24,19 +25,7 @@ LABEL = "label"
 NON_FEATURES = frozenset({*KEYS, WEEK_COLUMN, LABEL, "group_id", "score"})
 
 # Article attributes given to the ranker as integer codes (strings are coded by sorted order).
-ARTICLE_CODES = (
-    "product_type_no",
-    "product_group_name",
-    "graphical_appearance_no",
-    "colour_group_code",
-    "perceived_colour_value_id",
-    "perceived_colour_master_id",
-    "department_no",
-    "index_code",
-    "index_group_no",
-    "section_no",
-    "garment_group_no",
-)
+ARTICLE_CODES = schema.ARTICLE_ATTRIBUTES
 # Attributes for the customer's purchase counts and recency by attribute (``c_<attr>_n`` ...).
 HISTORY_ATTRIBUTES = {
     "type": "product_type_no",

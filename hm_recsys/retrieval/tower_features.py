@@ -19,23 +19,12 @@ from dataclasses import dataclass
 import numpy as np
 import polars as pl
 
+from hm_recsys import schema
 from hm_recsys.tables import Tables
 from hm_recsys.weeks import FINETUNE_DAYS, TRAIN_DAYS, WEEK_DAYS, TargetWeek, history
 
 # Categorical article attributes the item tower embeds (codes re-indexed 1..n, 0 = null/unknown).
-ITEM_CATEGORICALS: tuple[str, ...] = (
-    "product_type_no",
-    "product_group_name",
-    "graphical_appearance_no",
-    "colour_group_code",
-    "perceived_colour_value_id",
-    "perceived_colour_master_id",
-    "department_no",
-    "index_code",
-    "index_group_no",
-    "section_no",
-    "garment_group_no",
-)
+ITEM_CATEGORICALS: tuple[str, ...] = schema.ARTICLE_ATTRIBUTES
 # Groupings over which a customer's time-decayed purchase shares form the category affinity.
 AFFINITY_GROUPS: tuple[str, ...] = ("index_group_no", "product_group_name", "garment_group_no")
 AGE_MEAN, AGE_STD = 36.0, 14.0
