@@ -1,17 +1,27 @@
-"""``hm-recsys``: generate a world, profile it, backtest weeks through Dagster, predict the next week.
+"""hm-recsys: generate a world, profile it, and drive the Dagster platform from a terminal.
 
-The data folder is ``./data`` unless ``--data-dir`` or ``HM_DATA_DIR`` says otherwise.
+backtest / predict / demo do what the daemon under `dagster dev` does (build every missing or unsynced
+asset partition of the active weeks, as decided by Dagster's automation conditions), on the same
+instance, then print the MAP@12 table. The data folder is ./data unless --data-dir or HM_DATA_DIR says
+otherwise.
 """
 
 from __future__ import annotations
 
 import argparse
 import json
+import os
 import sys
 import time
 from pathlib import Path
 
 from hm_recsys.paths import DataPaths, default_data_dir
+
+REPO_ROOT = Path(__file__).resolve().parents[1]
+
+
+class UsageError(ValueError):
+    pass
 
 
 def _paths(args) -> DataPaths:
@@ -46,6 +56,12 @@ def _backtest_weeks(paths: DataPaths, n: int) -> list[str]:
     return keys[-(n + 1) : -1]
 
 
+def _production_week(paths: DataPaths) -> str:
+    from hm_recsys.defs.partitions import data_date_range, production_week_key, target_weeks_for
+
+    return production_week_key(target_weeks_for(*data_date_range(paths.raw)))
+
+
 def _ensure_world(paths: DataPaths, scale: str = "demo", seed: int = 0) -> None:
     from hm_recsys.schema import TRANSACTIONS_CSV
 
@@ -56,51 +72,24 @@ def _ensure_world(paths: DataPaths, scale: str = "demo", seed: int = 0) -> None:
         generate_world(paths.root, scale=scale, seed=seed)
 
 
-def load_asset_config(path: str | None) -> dict[str, dict]:
-    """``--config FILE``: YAML or JSON mapping asset name -> config values, e.g. ``ranker_hparams: {n_trials: 5}``."""
-    if not path:
-        return {}
-    import yaml
+def _use_config(args, paths: DataPaths) -> None:
+    """Validate the config file before anything runs; its path travels to every step process."""
+    from hm_recsys.defs.config import CONFIG_ENV, config_path, read_config
 
-    from hm_recsys.definitions import ASSET_CONFIGS
-
-    config = yaml.safe_load(Path(path).read_text()) or {}
-    unknown = set(config) - set(ASSET_CONFIGS)
-    if unknown:
-        raise SystemExit(f"{path}: no configurable asset named {sorted(unknown)}; configurable: {sorted(ASSET_CONFIGS)}")
-    for name, values in config.items():
-        ASSET_CONFIGS[name](**values)  # fails early, naming the bad field
-    return config
+    path = config_path(paths.root, getattr(args, "config", None))
+    read_config(path)
+    if path is not None:
+        os.environ[CONFIG_ENV] = str(path)
 
 
-def run_weeks(paths: DataPaths, week_keys: list[str], force: bool = False, asset_config: dict | None = None) -> None:
-    """Materialize target weeks through Dagster, after the ranker's training weeks (features only).
+def materialize(paths: DataPaths, eval_weeks: int) -> None:
+    """What the daemon would do, now: build every missing or unsynced partition of the active weeks."""
+    from hm_recsys.defs import launcher
 
-    The ranker of week W learns from the ``ranker_features`` partitions of W-k..W-1, so those are
-    built first (only what is stale or missing), each as of its own cutoff.
-    """
-    from hm_recsys.defs import runner
-    from hm_recsys.defs.assets.ranking import TRAIN_WEEKS
-    from hm_recsys.defs.partitions import data_date_range, target_weeks_for
-    from hm_recsys.weeks import TargetWeek
-
-    existing = set(target_weeks_for(*data_date_range(paths.raw)).get_partition_keys())
-    targets = sorted(week_keys)
-    training = sorted(
-        {TargetWeek.from_key(k).shift(-j).key for k in targets for j in range(1, TRAIN_WEEKS + 1)} & existing - set(targets)
-    )
-    runner.observe_raw(paths)
-    runner.run_job(paths, "tables_job", only_stale=not force)
-    runner.run_job(paths, "images_job", only_stale=not force, asset_config=asset_config)
-    feature_assets = runner.upstream_asset_names(paths, "ranker_features")
-    for key in training + targets:
-        t0 = time.perf_counter()
-        role = "training week (ranker features)" if key in training else "target week"
-        print(f"week {key}: {role}, materializing through Dagster")
-        runner.run_job(paths, "retrieval_job", partition_key=key, only_stale=not force, asset_config=asset_config)
-        runner.run_job(paths, "weekly_job", partition_key=key, only_stale=not force,
-                       assets=feature_assets if key in training else None, asset_config=asset_config)
-        print(f"week {key}: done in {time.perf_counter() - t0:.0f}s")
+    t0 = time.perf_counter()
+    with launcher.folder_lock(paths, "materialize"):
+        runs = launcher.settle(paths, eval_weeks=eval_weeks, say=lambda line: print(f"  {line}", flush=True))
+    print(f"{runs} run(s) in {time.perf_counter() - t0:.0f}s" if runs else "everything up to date: no run needed")
 
 
 def format_table(paths: DataPaths, week_keys: list[str]) -> str:
@@ -118,87 +107,106 @@ def format_table(paths: DataPaths, week_keys: list[str]) -> str:
 
 def cmd_backtest(args) -> int:
     paths = _paths(args)
+    if args.weeks < 1:
+        raise UsageError(f"--weeks must be at least 1, got {args.weeks}")
+    _use_config(args, paths)
     weeks = _backtest_weeks(paths, args.weeks)
-    run_weeks(paths, weeks, force=args.force, asset_config=load_asset_config(args.config))
+    materialize(paths, eval_weeks=len(weeks))
     print(f"\nMAP@12 by target week ({paths.root}):\n")
     print(format_table(paths, weeks))
     return 0
 
 
 def cmd_predict(args) -> int:
-    """The production week (after the data ends): the ranker's ``final.csv`` for every customer."""
-    from hm_recsys.defs.partitions import data_date_range, production_week_key, target_weeks_for
-
+    """The production week (after the data ends): the ranker's final.csv for every customer."""
     paths = _paths(args)
-    key = production_week_key(target_weeks_for(*data_date_range(paths.raw)))
-    run_weeks(paths, [key], force=args.force, asset_config=load_asset_config(args.config))
+    _use_config(args, paths)
+    materialize(paths, eval_weeks=0)
+    key = _production_week(paths)
     print(f"production week {key}: {paths.submission(key, 'final')}")
     return 0
 
 
 def cmd_demo(args) -> int:
+    """Generate the world if absent, score the newest labelled week and predict the production week."""
     paths = _paths(args)
     t0 = time.perf_counter()
+    _use_config(args, paths)
     _ensure_world(paths, seed=args.seed)
-    args.weeks = 1
-    cmd_backtest(args)
-    cmd_predict(args)
+    materialize(paths, eval_weeks=1)
+    print(f"\nMAP@12 ({paths.root}):\n")
+    print(format_table(paths, _backtest_weeks(paths, 1)))
+    key = _production_week(paths)
+    print(f"\nproduction week {key}: {paths.submission(key, 'final')}")
     print(f"\ndemo finished in {time.perf_counter() - t0:.0f}s; browse it with `make ui` (dagster dev)")
     return 0
 
 
 def cmd_ui(args) -> int:
-    """``dagster dev`` on 127.0.0.1 over the data folder's persistent instance (what the CLI runs show up in)."""
-    import os
-
-    from hm_recsys.defs import runner
+    """dagster dev on 127.0.0.1 over the data folder's persistent instance, holding the folder's lock."""
+    from hm_recsys.defs import launcher
+    from hm_recsys.defs.sensors import URL_ENV
 
     paths = _paths(args)
-    runner.instance_for(paths)  # writes <data>/dagster_home/dagster.yaml, sets DAGSTER_HOME and HM_DATA_DIR
+    _use_config(args, paths)
+    launcher.instance_for(paths)  # writes <data>/dagster_home/dagster.yaml, sets DAGSTER_HOME, the gpu pool limit
+    os.environ[URL_ENV] = f"http://127.0.0.1:{args.port}"
+    fd = launcher.folder_lock(paths, f"ui on port {args.port}").__enter__()
+    os.set_inheritable(fd, True)  # dagster dev keeps the folder locked until it exits
     dagster = str(Path(sys.executable).parent / "dagster")
-    os.chdir(runner.REPO_ROOT)
+    os.chdir(REPO_ROOT)
     os.execv(dagster, [dagster, "dev", "-h", "127.0.0.1", "-p", str(args.port), "-w", "workspace.yaml"])
 
 
 def main(argv: list[str] | None = None) -> int:
-    import os
-
     os.environ.setdefault("TF_CPP_MIN_LOG_LEVEL", "3")  # TensorFlow's C++ start-up chatter, in every step process
-    parser = argparse.ArgumentParser(prog="hm-recsys", description=__doc__)
-    parser.add_argument("--data-dir", help="data folder (default ./data or $HM_DATA_DIR)")
+    data_dir = argparse.ArgumentParser(add_help=False)
+    data_dir.add_argument("--data-dir", default=argparse.SUPPRESS, help="data folder (default ./data or $HM_DATA_DIR)")
+    parser = argparse.ArgumentParser(prog="hm-recsys", description=__doc__, parents=[data_dir])
     sub = parser.add_subparsers(dest="command", required=True)
 
-    p = sub.add_parser("generate", help="write a synthetic H&M world in the Kaggle schema")
+    p = sub.add_parser("generate", parents=[data_dir], help="write a synthetic H&M world in the Kaggle schema")
     p.add_argument("--scale", choices=["tiny", "demo", "full"], default="demo")
     p.add_argument("--seed", type=int, default=0)
     p.add_argument("--out", help="output folder (raw files go to OUT/raw; default: the data folder)")
     p.add_argument("--images", choices=["yes", "no"], help="write article images (default: per scale)")
     p.set_defaults(func=cmd_generate)
 
-    p = sub.add_parser("profile", help="print a dataset's statistics beside the real H&M figures")
+    p = sub.add_parser("profile", parents=[data_dir], help="print a dataset's statistics beside the real H&M figures")
     p.add_argument("dir", nargs="?", help="a data folder or its raw/ folder (default: the data folder)")
     p.set_defaults(func=cmd_profile)
 
     for name, func, help_ in [
-        ("backtest", cmd_backtest, "materialize the last N weeks with data through Dagster and print MAP@12"),
-        ("predict", cmd_predict, "materialize the production week and write submissions/<week>/final.csv"),
-        ("demo", cmd_demo, "generate the demo world if absent, backtest the last week, predict"),
+        ("backtest", cmd_backtest, "build and score the last N labelled weeks (what automation would), print MAP@12"),
+        ("predict", cmd_predict, "build the production week: submissions/<week>/final.csv"),
+        ("demo", cmd_demo, "generate the demo world if absent, score the newest labelled week, predict"),
+        ("ui", cmd_ui, "open the Dagster UI (dagster dev) on http://127.0.0.1:PORT; it rebuilds what changes by itself"),
     ]:
-        p = sub.add_parser(name, help=help_)
-        p.add_argument("--force", action="store_true", help="rematerialize even what is up to date")
-        p.add_argument("--config", help="YAML/JSON: asset name -> config values (e.g. ranker_hparams: {n_trials: 5})")
+        p = sub.add_parser(name, parents=[data_dir], help=help_)
+        p.add_argument("--config", help="YAML: asset name -> settings, e.g. ranker_hparams: {n_trials: 5} "
+                                        "(default $HM_CONFIG, else <data>/config.yaml if present)")
         if name == "backtest":
             p.add_argument("--weeks", type=int, default=1)
         if name == "demo":
             p.add_argument("--seed", type=int, default=0)
+        if name == "ui":
+            p.add_argument("--port", type=int, default=3000)
         p.set_defaults(func=func)
 
-    p = sub.add_parser("ui", help="open the Dagster UI (dagster dev) on http://127.0.0.1:PORT")
-    p.add_argument("--port", type=int, default=3000)
-    p.set_defaults(func=cmd_ui)
-
     args = parser.parse_args(argv)
-    return args.func(args)
+    args.data_dir = getattr(args, "data_dir", None)
+    from hm_recsys.defs.config import ConfigError
+    from hm_recsys.defs.launcher import FolderBusy, PipelineError
+    from hm_recsys.ingest import RawDataError
+
+    try:
+        return args.func(args)
+    except FolderBusy as e:
+        print(f"hm-recsys: {e}", file=sys.stderr)
+        return 75
+    except (ConfigError, PipelineError, RawDataError, UsageError) as e:
+        print(f"hm-recsys: error: {e}", file=sys.stderr)
+        return 1
 
 
 if __name__ == "__main__":

@@ -6,15 +6,19 @@ import warnings
 
 import dagster as dg
 
-# observable_source_asset is marked beta but is Dagster's documented way to version raw files.
+# observable_source_asset and custom automation conditions are marked beta/preview but are Dagster's
+# documented way to version raw files and to express "unsynced".
 warnings.filterwarnings("ignore", category=dg.BetaWarning)
+warnings.filterwarnings("ignore", category=dg.PreviewWarning)
 
-from hm_recsys.defs.assets import baselines, evaluation, ranking, raw, retrieval, tables
-from hm_recsys.defs.jobs import CPU_EXECUTOR, build_jobs
-from hm_recsys.defs.partitions import data_date_range, target_weeks_for
-from hm_recsys.defs.resources import build_resources
-from hm_recsys.defs.schedules import build_schedules
-from hm_recsys.paths import DataPaths
+from hm_recsys.defs import automation, config  # noqa: E402
+from hm_recsys.defs.assets import baselines, evaluation, ranking, raw, retrieval, tables  # noqa: E402
+from hm_recsys.defs.jobs import EXECUTOR, build_jobs  # noqa: E402
+from hm_recsys.defs.partitions import data_date_range, ranking_weeks_for, target_weeks_for  # noqa: E402
+from hm_recsys.defs.resources import build_resources  # noqa: E402
+from hm_recsys.defs.schedules import build_schedules  # noqa: E402
+from hm_recsys.defs.sensors import build_raw_files_sensor, loaded_state  # noqa: E402
+from hm_recsys.paths import DataPaths  # noqa: E402
 
 # Submission file name -> the asset that writes it; the evaluation scores each of them every week.
 RECOMMENDERS = {
@@ -24,47 +28,51 @@ RECOMMENDERS = {
     "two_tower": "retrieval_candidates",
     "final": "final",
 }
-# Asset name -> its Config class: the CLI compares a requested config with the last run's.
-ASSET_CONFIGS = {**retrieval.ASSET_CONFIGS, **ranking.ASSET_CONFIGS}
 
 
-def build_definitions(paths: DataPaths | None = None) -> dg.Definitions:
-    """Definitions for one data folder; its target-week partitions follow the data's own date range."""
+def build_definitions(paths: DataPaths | None = None, *, config_file=None, eval_weeks: int = automation.DEFAULT_EVAL_WEEKS,
+                      hold_failed: bool = True) -> dg.Definitions:
+    """Definitions for one data folder: partitions follow its data, config defaults follow its config file.
+
+    ``eval_weeks``: how many labelled weeks automation keeps scored besides the production week.
+    """
     paths = paths or DataPaths.default()
-    weeks = target_weeks_for(*data_date_range(paths.raw))
+    config_path = config.config_path(paths.root, config_file)
+    configs = config.resolve(paths.root, config_path)
+    date_range = data_date_range(paths.raw)
+    weeks, ranking_weeks = target_weeks_for(*date_range), ranking_weeks_for(*date_range)
+    auto = automation.conditions(eval_weeks, hold_failed=hold_failed)
+    resources = build_resources(paths)
     assets = [
         *raw.build(),
-        *tables.TABLE_ASSETS,
-        *baselines.build(weeks),
-        retrieval.image_embeddings,
-        *retrieval.build(weeks),
-        *ranking.build(weeks),
-        evaluation.build(weeks, RECOMMENDERS),
+        *tables.build(auto["unpartitioned"]),
+        *baselines.build(weeks, auto["scored"]),
+        retrieval.build_images(configs, auto["unpartitioned"]),
+        *retrieval.build(weeks, configs, auto["upstream"]),
+        *ranking.build(weeks, ranking_weeks, configs, auto["upstream"], auto["scored"]),
+        evaluation.build(ranking_weeks, RECOMMENDERS, auto["scored"]),
     ]
     return dg.Definitions(
         assets=assets,
-        jobs=build_jobs(weeks, ["tfrecords", *retrieval.RETRIEVAL_GPU_ASSETS]),
+        jobs=build_jobs(weeks, ranking_weeks),
         schedules=build_schedules(weeks),
-        resources=build_resources(paths),
-        executor=CPU_EXECUTOR,
+        sensors=[automation.automation_sensor(), build_raw_files_sensor(loaded_state(resources["data"], config_path), config_path)],
+        resources=resources,
+        executor=EXECUTOR,
     )
 
 
 defs = build_definitions()
 
 
-def weekly_job() -> dg.JobDefinition:
-    """Reconstructable entry point used by the CLI to run a week through the multiprocess executor."""
-    return build_definitions().resolve_job_def("weekly_job")
+def week_job() -> dg.JobDefinition:
+    """Reconstructable entry point: the CLI runs steps through the multiprocess executor with it."""
+    return build_definitions().resolve_job_def("week_job")
+
+
+def ranking_job() -> dg.JobDefinition:
+    return build_definitions().resolve_job_def("ranking_job")
 
 
 def tables_job() -> dg.JobDefinition:
     return build_definitions().resolve_job_def("tables_job")
-
-
-def images_job() -> dg.JobDefinition:
-    return build_definitions().resolve_job_def("images_job")
-
-
-def retrieval_job() -> dg.JobDefinition:
-    return build_definitions().resolve_job_def("retrieval_job")

@@ -1,42 +1,41 @@
-"""Jobs: one per concern. GPU-bound assets get jobs of their own whose executor runs one step at a
-time in a fresh (spawned, CUDA-safe) process; on top of that the instance-wide ``gpu`` pool (limit 1,
-dagster.yaml) keeps two GPU steps of any runs off the card at once, while CPU steps go on in parallel."""
+"""The executor and the jobs a user launches from the UI.
+
+One executor for every launch path (``Definitions(executor=...)`` covers materializations from the
+asset graph, the automation sensor and backfills): each step in its own process, two at a time. GPU
+work is serialised by the instance-wide ``gpu`` pool (limit 1), not by a separate job, so it holds
+however a step was launched.
+"""
 
 import dagster as dg
 
-CPU_EXECUTOR = dg.multiprocess_executor.configured({"max_concurrent": 2})
-GPU_EXECUTOR = dg.multiprocess_executor.configured({"max_concurrent": 1, "start_method": {"spawn": {}}})
-
 GPU_POOL = "gpu"
+GPU_POOL_LIMIT = 1
+EXECUTOR = dg.multiprocess_executor.configured({"max_concurrent": 2})
 
 
-def build_jobs(weeks: dg.PartitionsDefinition, retrieval_assets: list[str]) -> list:
-    partitioned = dg.AssetSelection.all() - dg.AssetSelection.groups("raw", "tables") - dg.AssetSelection.assets("image_embeddings")
+RANKING = dg.AssetSelection.assets("ranker_hparams", "ranker_model", "final", "evaluation")
+
+
+def build_jobs(weeks: dg.PartitionsDefinition, ranking_weeks: dg.PartitionsDefinition) -> list:
+    """Jobs share one partitions definition each: ``week_job`` the target weeks, ``ranking_job`` the
+    ranking weeks (which start once the ranker has its training weeks)."""
+    per_week = dg.AssetSelection.all() - dg.AssetSelection.groups("raw", "tables") - dg.AssetSelection.assets("image_embeddings")
     return [
         dg.define_asset_job(
             "tables_job",
-            selection=dg.AssetSelection.groups("tables"),
-            description="Validate the raw files and (re)build the typed Parquet tables.",
-            executor_def=CPU_EXECUTOR,
+            selection=dg.AssetSelection.groups("tables") | dg.AssetSelection.assets("image_embeddings"),
+            description="Validate the raw files, (re)build the typed Parquet tables and the image embeddings.",
         ),
         dg.define_asset_job(
-            "images_job",
-            selection=dg.AssetSelection.assets("image_embeddings"),
-            description="ResNet50 embeddings of new or changed article images (GPU executor).",
-            executor_def=GPU_EXECUTOR,
-        ),
-        dg.define_asset_job(
-            "retrieval_job",
-            selection=dg.AssetSelection.assets(*retrieval_assets),
+            "week_job",
+            selection=per_week - RANKING,
             partitions_def=weeks,
-            description="One week's TFRecords, two-tower training, fine-tuning and top-100 retrieval (GPU executor).",
-            executor_def=GPU_EXECUTOR,
+            description="One target week up to the ranker's features: towers, candidates, features, baseline submissions.",
         ),
         dg.define_asset_job(
-            "weekly_job",
-            selection=partitioned,
-            partitions_def=weeks,
-            description="Everything for one target week: candidates, models, submissions, evaluation.",
-            executor_def=CPU_EXECUTOR,
+            "ranking_job",
+            selection=RANKING,
+            partitions_def=ranking_weeks,
+            description="One ranking week: tuning, CatBoost ranker, final.csv and the MAP@12 evaluation.",
         ),
     ]

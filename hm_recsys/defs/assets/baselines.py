@@ -2,18 +2,18 @@
 
 import dagster as dg
 
+from hm_recsys.defs import checks
 from hm_recsys.defs.resources import DataResource
 from hm_recsys.defs.versioning import code_version, data_version
 
-
 GROUP = "baselines"
 TABLES = ["articles", "customers", "transactions"]
-# Bump a baseline's entry when its logic changes: Dagster then shows it (and its dependants) stale.
+# Bump a baseline's entry when its logic changes: Dagster then shows it (and its dependants) unsynced.
 CODE_VERSIONS = {"popular_all_time": "1", "popular_last_week": "1", "repurchase_popular": "2"}
 
 
-def write_recommender_submission(data: DataResource, week_key: str, name: str, recs, tables) -> dg.MaterializeResult:
-    """Top up with last-week popular, validate, write atomically; metadata a user can read in the UI."""
+def write_recommender_submission(data: DataResource, week_key: str, name: str, recs, tables, extra_paths=()) -> dg.MaterializeResult:
+    """Top up with last-week popular, validate, write atomically; the file's own check reads it back."""
     from hm_recsys import submission
     from hm_recsys.baselines import popular_articles
     from hm_recsys.weeks import TargetWeek
@@ -23,17 +23,18 @@ def write_recommender_submission(data: DataResource, week_key: str, name: str, r
     filled = submission.write_submission(recs, popular_articles(tables, week), tables, path)
     own = recs.group_by("customer_idx").len()
     return dg.MaterializeResult(
-        data_version=data_version(path),
+        data_version=data_version(*extra_paths, path),
         metadata={
             "path": dg.MetadataValue.path(str(path)),
             "customers": filled["customer_idx"].n_unique(),
             "customers_with_own_recommendations": own.height,
             "mean_own_recommendations": float(own["len"].mean() or 0.0),
         },
+        check_results=[checks.check_submission(path, tables)],
     )
 
 
-def _baseline_asset(name: str, fn, weeks: dg.PartitionsDefinition) -> dg.AssetsDefinition:
+def _baseline_asset(name: str, fn, weeks: dg.PartitionsDefinition, automation: dg.AutomationCondition) -> dg.AssetsDefinition:
     @dg.asset(
         name=name,
         partitions_def=weeks,
@@ -41,7 +42,9 @@ def _baseline_asset(name: str, fn, weeks: dg.PartitionsDefinition) -> dg.AssetsD
         group_name=GROUP,
         code_version=code_version(CODE_VERSIONS[name]),
         kinds={"polars", "csv"},
-        description=(fn.__doc__ or name).strip().splitlines()[0],
+        description=(fn.__doc__ or name).strip().splitlines()[0].replace("``", ""),
+        automation_condition=automation,
+        check_specs=[checks.submission_spec(name)],
     )
     def _asset(context: dg.AssetExecutionContext, data: DataResource) -> dg.MaterializeResult:
         from hm_recsys.weeks import TargetWeek
@@ -53,7 +56,7 @@ def _baseline_asset(name: str, fn, weeks: dg.PartitionsDefinition) -> dg.AssetsD
     return _asset
 
 
-def build(weeks: dg.PartitionsDefinition) -> list[dg.AssetsDefinition]:
+def build(weeks: dg.PartitionsDefinition, automation: dg.AutomationCondition) -> list[dg.AssetsDefinition]:
     from hm_recsys.baselines import BASELINES
 
-    return [_baseline_asset(name, fn, weeks) for name, fn in BASELINES.items()]
+    return [_baseline_asset(name, fn, weeks, automation) for name, fn in BASELINES.items()]

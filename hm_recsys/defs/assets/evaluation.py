@@ -2,11 +2,14 @@
 
 import dagster as dg
 
+from hm_recsys.defs import checks
 from hm_recsys.defs.resources import DataResource, MlflowTracking
 from hm_recsys.defs.versioning import code_version, data_version
 
+HEURISTICS = ("popular_all_time", "popular_last_week", "repurchase_popular")
 
-def build(weeks: dg.PartitionsDefinition, recommenders: dict[str, str]) -> dg.AssetsDefinition:
+
+def build(weeks: dg.PartitionsDefinition, recommenders: dict[str, str], automation: dg.AutomationCondition) -> dg.AssetsDefinition:
     """``recommenders``: submission name -> the asset that writes it."""
 
     @dg.asset(
@@ -15,6 +18,8 @@ def build(weeks: dg.PartitionsDefinition, recommenders: dict[str, str]) -> dg.As
         group_name="evaluation",
         code_version=code_version("1"),
         kinds={"mlflow"},
+        automation_condition=automation,
+        check_specs=[checks.spec("evaluation", checks.FINAL_FLOOR, "final's MAP@12 is at least the best heuristic's.", is_blocking=False)],
     )
     def evaluation(context: dg.AssetExecutionContext, data: DataResource, mlflow: MlflowTracking) -> dg.MaterializeResult:
         """MAP@12 (Kaggle's definition) of each recommender's CSV, scored from the file as written."""
@@ -30,9 +35,11 @@ def build(weeks: dg.PartitionsDefinition, recommenders: dict[str, str]) -> dg.As
             mlf.log_metrics({f"map12_{name}": value for name, value in report["map12"].items()})
             mlf.log_metric("buyers", report["buyers"])
             mlf.log_artifact(str(path), artifact_path=f"reports/{context.partition_key}")
-        if not report["map12"]:
+        scores = report["map12"]
+        if not scores:
             context.log.info(f"week {context.partition_key} has no purchases yet (production week): nothing to score")
-        table = "\n".join(f"| {k} | {v:.5f} |" for k, v in sorted(report["map12"].items(), key=lambda kv: -kv[1]))
+        table = "\n".join(f"| {k} | {v:.5f} |" for k, v in sorted(scores.items(), key=lambda kv: -kv[1]))
+        best = max((scores[h] for h in HEURISTICS if h in scores), default=None)
         return dg.MaterializeResult(
             data_version=data_version(path),
             metadata={
@@ -40,8 +47,9 @@ def build(weeks: dg.PartitionsDefinition, recommenders: dict[str, str]) -> dg.As
                 "mlflow_run_id": run_id,
                 "path": dg.MetadataValue.path(str(path)),
                 "map12": dg.MetadataValue.md("| recommender | MAP@12 |\n|---|---|\n" + table) if table else "no purchases",
-                **{f"map12/{k}": dg.FloatMetadataValue(v) for k, v in report["map12"].items()},
+                **{f"map12/{k}": dg.FloatMetadataValue(v) for k, v in scores.items()},
             },
+            check_results=[checks.floor_result(checks.FINAL_FLOOR, scores.get("final"), best, "map12_final")],
         )
 
     return evaluation

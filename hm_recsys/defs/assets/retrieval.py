@@ -1,13 +1,14 @@
 """Retrieval stage assets: image embeddings, TFRecords, the two towers and exact top-100 candidates.
 
-The GPU-bound ones sit in the ``gpu`` pool (one at a time across all runs) and in ``retrieval_job``,
-whose executor runs one step at a time in a fresh process.
+Every step that may use the GPU sits in the ``gpu`` pool (limit 1, set explicitly on the instance), so
+two of them never share the card whichever run, schedule, sensor or backfill launched them; the
+multiprocess executor runs each step in its own process.
 """
-
-from typing import Optional
 
 import dagster as dg
 
+from hm_recsys import schema
+from hm_recsys.defs import checks
 from hm_recsys.defs.jobs import GPU_POOL
 from hm_recsys.defs.mlflow_logging import log_curve, markdown_table
 from hm_recsys.defs.resources import ComputeResource, DataResource, MlflowTracking
@@ -15,45 +16,10 @@ from hm_recsys.defs.versioning import code_version, config_metadata, data_versio
 
 GROUP = "retrieval"
 TABLES = ["articles", "customers", "transactions"]
-IMAGE_FILE = "image_embeddings.parquet"
-
-
-class ImageEmbeddingConfig(dg.Config):
-    batch_size: int = 32
-    weights_path: str = ""  # a torchvision resnet50 .pth; empty = torchvision's cache or a download
-
-
-class TfRecordsConfig(dg.Config):
-    n_shards: int = 4
-    seed: int = 0
-
-
-class TwoTowerSettings(dg.Config):
-    """The TFRS model's knobs (see ``retrieval.two_tower.TwoTowerConfig``). Unset ones take the device's
-    preset: batch 4096 x 6 + 3 epochs on a GPU; batch 1024 x 3 + 3 on a CPU, which measured better recall
-    per minute there (benchmarks/two_tower_ablation.py)."""
-
-    output_dim: int = 32
-    batch_size: Optional[int] = None
-    learning_rate: float = 0.01
-    epochs: Optional[int] = None
-    finetune_epochs: Optional[int] = None
-    finetune_learning_rate: float = 0.003
-    use_images: bool = True
-    seed: int = 0
-
-    def to_config(self):
-        from hm_recsys.retrieval.two_tower import TwoTowerConfig
-
-        return TwoTowerConfig.for_device(**{k: v for k, v in self.model_dump().items() if v is not None})
-
-
-class RetrievalConfig(dg.Config):
-    k: int = 100
 
 
 def image_embeddings_path(data: DataResource):
-    return data.paths.root / "embeddings" / IMAGE_FILE
+    return data.paths.root / "embeddings" / "image_embeddings.parquet"
 
 
 def load_image_embeddings(data: DataResource):
@@ -62,42 +28,58 @@ def load_image_embeddings(data: DataResource):
     return pl.read_parquet(image_embeddings_path(data))
 
 
-@dg.asset(
-    deps=["raw_images", "articles"],
-    group_name=GROUP,
-    pool=GPU_POOL,
-    code_version=code_version("1", ImageEmbeddingConfig),
-    kinds={"pytorch", "parquet"},
-)
-def image_embeddings(context: dg.AssetExecutionContext, config: ImageEmbeddingConfig, data: DataResource,
-                     compute: ComputeResource) -> dg.MaterializeResult:
-    """ResNet50 (global-average-pool, 2048-d) embedding of every article image; only new or changed images are embedded."""
-    import polars as pl
-
-    from hm_recsys import io
-    from hm_recsys.retrieval.image_embeddings import embed_images
-
-    path = image_embeddings_path(data)
-    previous = pl.read_parquet(path) if path.exists() else None
-    frame, info = embed_images(
-        data.paths.images, data.tables().articles, previous=previous, weights_path=config.weights_path or None,
-        batch_size=config.batch_size, device=compute.torch_device(), allow_download=True,
-    )
-    if info["weights"] == "random-init":
-        context.log.warning("ResNet50 has NO ImageNet weights here: embeddings come from a random-init network")
-    io.write_parquet(frame, path)
-    return dg.MaterializeResult(
-        data_version=data_version(path),
-        metadata={"path": dg.MetadataValue.path(str(path)), **config_metadata(config),
-                  **{k: v for k, v in info.items() if isinstance(v, (int, float, str))}},
-    )
+def _train_metadata(history: list[dict] | dict, out) -> dict:
+    hist = history if isinstance(history, dict) else history[-1]
+    losses = [float(x) for x in hist.get("loss", [])]
+    return {
+        "path": dg.MetadataValue.path(str(out)),
+        "loss_by_epoch": dg.MetadataValue.json(losses),
+        "final_loss": losses[-1] if losses else float("nan"),
+        "examples": int(hist.get("n_examples", 0)),
+        "seconds": float(hist.get("seconds", 0.0)),
+        "device": str(hist.get("device", "")),
+    }
 
 
-def build(weeks: dg.PartitionsDefinition) -> list:
+def build_images(configs: dict, automation: dg.AutomationCondition) -> dg.AssetsDefinition:
+    ImageEmbeddingConfig = configs["image_embeddings"]
+
     @dg.asset(
-        partitions_def=weeks, deps=TABLES, group_name=GROUP,
-        code_version=code_version("1", TfRecordsConfig), kinds={"tensorflow"},
+        deps=["raw_images", "articles"], group_name=GROUP, pool=GPU_POOL, automation_condition=automation,
+        code_version=code_version("2", ImageEmbeddingConfig), kinds={"pytorch", "parquet"},
     )
+    def image_embeddings(context: dg.AssetExecutionContext, config: ImageEmbeddingConfig, data: DataResource,
+                         compute: ComputeResource) -> dg.MaterializeResult:
+        """ResNet50 2048-d embedding of every article image; only new or changed images are embedded."""
+        import polars as pl
+
+        from hm_recsys import io
+        from hm_recsys.retrieval.image_embeddings import embed_images
+
+        path = image_embeddings_path(data)
+        previous = pl.read_parquet(path) if path.exists() else None
+        articles = pl.read_parquet(data.paths.tables / schema.ARTICLES_TABLE)  # its only table input
+        frame, info = embed_images(
+            data.paths.images, articles, previous=previous, weights_path=config.weights_path or None,
+            batch_size=config.batch_size, device=compute.torch_device(), allow_download=True,
+        )
+        if info["weights"] == "random-init":
+            context.log.warning("ResNet50 has NO ImageNet weights here: embeddings come from a random-init network")
+        io.write_parquet(frame, path)
+        return dg.MaterializeResult(
+            data_version=data_version(path),
+            metadata={"path": dg.MetadataValue.path(str(path)), **config_metadata(config),
+                      **{k: v for k, v in info.items() if isinstance(v, (int, float, str))}},
+        )
+
+    return image_embeddings
+
+
+def build(weeks: dg.PartitionsDefinition, configs: dict, automation: dg.AutomationCondition) -> list:
+    TfRecordsConfig, TwoTowerSettings, RetrievalConfig = configs["tfrecords"], configs["two_tower"], configs["retrieval_candidates"]
+    common = dict(partitions_def=weeks, group_name=GROUP, automation_condition=automation)
+
+    @dg.asset(deps=TABLES, code_version=code_version("1", TfRecordsConfig), kinds={"tensorflow"}, **common)
     def tfrecords(context: dg.AssetExecutionContext, config: TfRecordsConfig, data: DataResource) -> dg.MaterializeResult:
         """The 365-day training and 30-day fine-tuning windows before the week, as sharded tf.train.Example files."""
         from hm_recsys.retrieval.tfrecords import write_tfrecords
@@ -113,22 +95,8 @@ def build(weeks: dg.PartitionsDefinition) -> list:
             metadata={"path": dg.MetadataValue.path(str(out)), "windows": markdown_table(windows), **config_metadata(config)},
         )
 
-    def _train_metadata(history: list[dict] | dict, out) -> dict:
-        hist = history if isinstance(history, dict) else history[-1]
-        losses = [float(x) for x in hist.get("loss", [])]
-        return {
-            "path": dg.MetadataValue.path(str(out)),
-            "loss_by_epoch": dg.MetadataValue.json(losses),
-            "final_loss": losses[-1] if losses else float("nan"),
-            "examples": int(hist.get("n_examples", 0)),
-            "seconds": float(hist.get("seconds", 0.0)),
-            "device": str(hist.get("device", "")),
-        }
-
-    @dg.asset(
-        partitions_def=weeks, deps=[tfrecords, image_embeddings], group_name=GROUP, pool=GPU_POOL,
-        code_version=code_version("1", TwoTowerSettings), kinds={"tensorflow"},
-    )
+    @dg.asset(deps=[tfrecords, "image_embeddings"], pool=GPU_POOL, code_version=code_version("1", TwoTowerSettings),
+              kinds={"tensorflow"}, **common)
     def two_tower_model(context: dg.AssetExecutionContext, config: TwoTowerSettings, data: DataResource,
                         mlflow: MlflowTracking) -> dg.MaterializeResult:
         """TFRS two-tower (in-batch softmax) trained on the 365 days before the week."""
@@ -143,12 +111,10 @@ def build(weeks: dg.PartitionsDefinition) -> list:
         with mlflow.run(context) as run_id:
             mlf.log_params({f"two_tower.{k}": v for k, v in config.model_dump().items()})
             log_curve("two_tower_train", history)
-        return dg.MaterializeResult(data_version=data_version(out), metadata=_train_metadata(history, out) | {"mlflow_run_id": run_id} | config_metadata(config))
+        return dg.MaterializeResult(data_version=data_version(out),
+                                    metadata=_train_metadata(history, out) | {"mlflow_run_id": run_id} | config_metadata(config))
 
-    @dg.asset(
-        partitions_def=weeks, deps=[two_tower_model], group_name=GROUP, pool=GPU_POOL,
-        code_version=code_version("1", TwoTowerSettings), kinds={"tensorflow"},
-    )
+    @dg.asset(deps=[two_tower_model], pool=GPU_POOL, code_version=code_version("1", TwoTowerSettings), kinds={"tensorflow"}, **common)
     def two_tower_finetuned(context: dg.AssetExecutionContext, config: TwoTowerSettings, data: DataResource,
                             mlflow: MlflowTracking) -> dg.MaterializeResult:
         """The two-tower model fine-tuned on the last 30 days before the week."""
@@ -163,15 +129,19 @@ def build(weeks: dg.PartitionsDefinition) -> list:
         with mlflow.run(context) as run_id:
             log_curve("two_tower_finetune", history)
             mlf.log_artifacts(str(out), artifact_path=f"two_tower/{key}")
-        return dg.MaterializeResult(data_version=data_version(out), metadata=_train_metadata(history, out) | {"mlflow_run_id": run_id} | config_metadata(config))
+        return dg.MaterializeResult(data_version=data_version(out),
+                                    metadata=_train_metadata(history, out) | {"mlflow_run_id": run_id} | config_metadata(config))
 
     @dg.asset(
-        partitions_def=weeks, deps=[two_tower_finetuned, *TABLES], group_name=GROUP, pool=GPU_POOL,
-        code_version=code_version("1", RetrievalConfig), kinds={"tensorflow", "parquet"},
+        deps=[two_tower_finetuned, *TABLES], pool=GPU_POOL, code_version=code_version("1", RetrievalConfig),
+        kinds={"tensorflow", "parquet"}, **common,
+        check_specs=[checks.contract_spec("retrieval_candidates"), checks.submission_spec("retrieval_candidates"),
+                     checks.spec("retrieval_candidates", checks.RECALL_FLOOR,
+                                 "Two-tower recall@100 is at least last week's top-100 popular articles'.", is_blocking=False)],
     )
     def retrieval_candidates(context: dg.AssetExecutionContext, config: RetrievalConfig, data: DataResource,
                              compute: ComputeResource, mlflow: MlflowTracking) -> dg.MaterializeResult:
-        """Exact brute-force top-100 articles per customer from the fine-tuned towers; also ``two_tower.csv``."""
+        """Exact brute-force top-100 articles per customer from the fine-tuned towers; also the two_tower.csv submission."""
         import mlflow as mlf
         import polars as pl
 
@@ -188,32 +158,28 @@ def build(weeks: dg.PartitionsDefinition) -> list:
                                  data.paths.week_dir("tfrecords", key), k=config.k, device=compute.torch_device())
         path = io.write_parquet(cands, data.paths.week_dir("candidates", key) / "two_tower.parquet")
         tables = data.tables()
-        write_recommender_submission(data, key, "two_tower", cands.filter(pl.col("rank") < metrics.K), tables)
+        sub = write_recommender_submission(data, key, "two_tower", cands.filter(pl.col("rank") < metrics.K), tables)
         meta = {"path": dg.MetadataValue.path(str(path)), "rows": cands.height, **config_metadata(config),
                 **{f"timing/{k}": v for k, v in timing.items() if isinstance(v, (int, float, str))}}
         truth = labels(tables.transactions, week)
+        own = pop = None
         if truth.height:
             buyers = truth.select("customer_idx").unique()
             popular = buyers.join(best_sellers(tables, week, days=7, top_n=config.k).select("article_idx"), how="cross")
-            recall = {
-                f"recall@{config.k}/two_tower": metrics.recall_at_k(cands, truth, config.k),
-                f"recall@{config.k}/last_week_popular": metrics.recall(popular, truth),
-            }
+            own, pop = metrics.recall_at_k(cands, truth, config.k), metrics.recall(popular, truth)
+            meta |= {f"recall@{config.k}/two_tower": own, f"recall@{config.k}/last_week_popular": pop}
             cold = cold_start_recall(cands, tables, week, k=config.k)
-            meta |= recall | {f"cold_start/{k}": v for k, v in cold.items() if isinstance(v, (int, float))}
+            meta |= {f"cold_start/{k}": v for k, v in cold.items() if isinstance(v, (int, float))}
             with mlflow.run(context):
                 mlf.log_metrics({k.replace("@", "_at_").replace("/", "_"): float(v) for k, v in meta.items()
                                  if k.startswith(("recall", "cold_start")) and isinstance(v, (int, float))})
-        return dg.MaterializeResult(data_version=data_version(path, data.paths.submission(key, "two_tower")), metadata=meta)
+        return dg.MaterializeResult(
+            data_version=data_version(path, data.paths.submission(key, "two_tower")), metadata=meta,
+            check_results=[checks.check_contract(cands, "two_tower", tables), *sub.check_results,
+                           checks.floor_result(checks.RECALL_FLOOR, own, pop, f"recall@{config.k}")],
+        )
 
     return [tfrecords, two_tower_model, two_tower_finetuned, retrieval_candidates]
 
 
-ASSET_CONFIGS = {
-    "image_embeddings": ImageEmbeddingConfig,
-    "tfrecords": TfRecordsConfig,
-    "two_tower_model": TwoTowerSettings,
-    "two_tower_finetuned": TwoTowerSettings,
-    "retrieval_candidates": RetrievalConfig,
-}
-RETRIEVAL_GPU_ASSETS = ["two_tower_model", "two_tower_finetuned", "retrieval_candidates"]
+GPU_ASSETS = ["image_embeddings", "two_tower_model", "two_tower_finetuned", "retrieval_candidates"]

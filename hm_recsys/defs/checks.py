@@ -1,0 +1,78 @@
+"""Asset checks: the contracts an artifact must meet (blocking: nothing downstream runs on a broken one)
+and quality floors (warnings), visible in the UI's Checks tab."""
+
+from __future__ import annotations
+
+from pathlib import Path
+
+import dagster as dg
+
+SUBMISSION = "one_row_per_customer_12_known_articles"
+CONTRACT = "candidate_contract"
+KEYS = "keys_unique_and_joinable"
+RECALL_FLOOR = "recall_at_least_last_week_popular"
+FINAL_FLOOR = "final_at_least_best_heuristic"
+
+
+def spec(asset: str, name: str, description: str, *, is_blocking: bool = True) -> dg.AssetCheckSpec:
+    return dg.AssetCheckSpec(name, asset=asset, blocking=is_blocking, description=description)
+
+
+def submission_spec(asset: str) -> dg.AssetCheckSpec:
+    return spec(asset, SUBMISSION, "Every customer exactly once, with 12 distinct article ids that exist in articles.csv.")
+
+
+def check_submission(path: Path, tables) -> dg.AssetCheckResult:
+    from hm_recsys.submission import read_submission
+
+    try:
+        read_submission(path, tables)  # validates the file as Kaggle would read it
+    except ValueError as e:
+        return dg.AssetCheckResult(check_name=SUBMISSION, passed=False, metadata={"error": str(e)})
+    return dg.AssetCheckResult(check_name=SUBMISSION, passed=True, metadata={"customers": tables.n_customers})
+
+
+def contract_spec(asset: str) -> dg.AssetCheckSpec:
+    return spec(asset, CONTRACT, "Typed columns, no nulls, known customers and articles, distinct articles per customer, ranks from 0.")
+
+
+def check_contract(frame, source: str, tables) -> dg.AssetCheckResult:
+    import polars as pl
+
+    from hm_recsys.candidates.contract import validate_candidates
+
+    try:
+        validate_candidates(frame, source)
+        for col, n in (("customer_idx", tables.n_customers), ("article_idx", tables.n_articles)):
+            bad = frame.filter((pl.col(col) < 0) | (pl.col(col) >= n))
+            if bad.height:
+                raise ValueError(f"candidates {source!r}: {col} {bad[col][0]} is outside 0..{n - 1}")
+        if frame.height and frame.group_by("customer_idx").agg(pl.col("rank").min()).filter(pl.col("rank") != 0).height:
+            raise ValueError(f"candidates {source!r}: some customer's best candidate is not rank 0")
+    except ValueError as e:
+        return dg.AssetCheckResult(check_name=CONTRACT, passed=False, metadata={"error": str(e)})
+    return dg.AssetCheckResult(check_name=CONTRACT, passed=True, metadata={"rows": frame.height})
+
+
+def check_union(union, tables) -> dg.AssetCheckResult:
+    import polars as pl
+
+    problems = []
+    if union.select("customer_idx", "article_idx").is_duplicated().any():
+        problems.append("a (customer_idx, article_idx) pair appears twice")
+    for col, n in (("customer_idx", tables.n_customers), ("article_idx", tables.n_articles)):
+        if union.filter((pl.col(col) < 0) | (pl.col(col) >= n)).height:
+            problems.append(f"{col} outside 0..{n - 1}")
+    if union.filter(pl.col("n_sources") < 1).height:
+        problems.append("rows proposed by no source")
+    return dg.AssetCheckResult(check_name=CONTRACT, passed=not problems,
+                               metadata={"rows": union.height, "problems": "; ".join(problems) or "none"})
+
+
+def floor_result(name: str, value: float | None, floor: float | None, what: str) -> dg.AssetCheckResult:
+    """A warning check: passes when ``value >= floor``, or when the week has no labels to judge by."""
+    if value is None or floor is None:
+        return dg.AssetCheckResult(check_name=name, passed=True, severity=dg.AssetCheckSeverity.WARN,
+                                   metadata={"note": "no purchases in this week yet: nothing to compare"})
+    return dg.AssetCheckResult(check_name=name, passed=bool(value >= floor), severity=dg.AssetCheckSeverity.WARN,
+                               metadata={what: float(value), "floor": float(floor)})

@@ -1,0 +1,144 @@
+"""Every asset's knobs, and the YAML file that sets them for a data folder.
+
+The file (``--config FILE``, ``$HM_CONFIG``, else ``<data>/config.yaml`` if present) maps asset names to
+values, e.g. ``ranker_hparams: {n_trials: 5}``. Its values become the Config classes' *defaults*, which
+feed each asset's code version: a changed value shows the asset (and only it) as changed in the UI, and
+automation rebuilds it and what depends on its output, whether launched from the UI, the daemon or
+the CLI. Unknown names, misspelled fields and out-of-range values are rejected when the file is read,
+before anything runs.
+"""
+
+from __future__ import annotations
+
+import os
+from pathlib import Path
+from typing import Literal, Optional
+
+import dagster as dg
+import pydantic
+from pydantic import Field
+
+CONFIG_ENV = "HM_CONFIG"
+CONFIG_FILE = "config.yaml"
+
+
+class ConfigError(ValueError):
+    """A config file that cannot be used; the message names the file, asset and field."""
+
+
+class StrictConfig(dg.Config):
+    model_config = pydantic.ConfigDict(extra="forbid")
+
+
+class ImageEmbeddingConfig(StrictConfig):
+    batch_size: int = Field(32, ge=1)
+    weights_path: str = ""  # a torchvision resnet50 .pth; empty = torchvision's cache or a download
+
+
+class TfRecordsConfig(StrictConfig):
+    n_shards: int = Field(4, ge=1)
+    seed: int = 0
+
+
+class TwoTowerSettings(StrictConfig):
+    """The TFRS model's knobs (see retrieval.two_tower.TwoTowerConfig). Unset ones take the device's
+    preset: batch 4096 x 6 + 3 epochs on a GPU; batch 1024 x 3 + 3 on a CPU."""
+
+    output_dim: int = Field(32, ge=1)
+    batch_size: Optional[int] = Field(None, ge=1)
+    learning_rate: float = Field(0.01, gt=0)
+    epochs: Optional[int] = Field(None, ge=1)
+    finetune_epochs: Optional[int] = Field(None, ge=0)
+    finetune_learning_rate: float = Field(0.003, gt=0)
+    use_images: bool = True
+    seed: int = 0
+
+    def to_config(self):
+        from hm_recsys.retrieval.two_tower import TwoTowerConfig
+
+        return TwoTowerConfig.for_device(**{k: v for k, v in self.model_dump().items() if v is not None})
+
+
+class RetrievalConfig(StrictConfig):
+    k: int = Field(100, ge=12, le=1000)
+
+
+class RankerTuningConfig(StrictConfig):
+    n_trials: int = Field(20, ge=1)
+    objective: Literal["YetiRank", "Logloss"] = "YetiRank"  # Logloss: a pointwise CatBoostClassifier, for comparison
+    negatives_per_group: int = Field(20, ge=1)
+    seed: int = 0
+
+
+# Asset name -> its Config class. The two tower assets share one settings block.
+ASSET_CONFIGS: dict[str, type[StrictConfig]] = {
+    "image_embeddings": ImageEmbeddingConfig,
+    "tfrecords": TfRecordsConfig,
+    "two_tower": TwoTowerSettings,
+    "retrieval_candidates": RetrievalConfig,
+    "ranker_hparams": RankerTuningConfig,
+}
+
+
+def config_path(data_root: Path, explicit: str | os.PathLike | None = None) -> Path | None:
+    if explicit:
+        return Path(explicit).resolve()
+    if os.environ.get(CONFIG_ENV):
+        return Path(os.environ[CONFIG_ENV]).resolve()
+    default = data_root / CONFIG_FILE
+    return default if default.exists() else None
+
+
+def read_config(path: Path | None) -> dict[str, dict]:
+    """The validated file as asset name -> values; ``{}`` without a file."""
+    if path is None:
+        return {}
+    import yaml
+
+    if not path.is_file():
+        raise ConfigError(f"{path}: config file not found")
+    try:
+        raw = yaml.safe_load(path.read_text(encoding="utf-8"))
+    except (yaml.YAMLError, UnicodeDecodeError) as e:
+        raise ConfigError(f"{path}: not valid YAML ({str(e).splitlines()[0]})") from None
+    if raw is None:
+        return {}
+    if not isinstance(raw, dict):
+        raise ConfigError(f"{path}: expected a mapping of asset name -> settings, got a {type(raw).__name__}")
+    for name, values in raw.items():
+        if name not in ASSET_CONFIGS:
+            raise ConfigError(f"{path}: no configurable asset named {name!r}; configurable: {sorted(ASSET_CONFIGS)}")
+        if not isinstance(values, dict):
+            raise ConfigError(f"{path}: {name}: expected a mapping of field -> value, got {values!r}")
+        try:
+            ASSET_CONFIGS[name](**values)
+        except pydantic.ValidationError as e:
+            err = e.errors()[0]
+            field = ".".join(str(p) for p in err["loc"])
+            fields = sorted(ASSET_CONFIGS[name].model_fields)
+            hint = f" (fields: {fields})" if err["type"] == "extra_forbidden" else ""
+            raise ConfigError(f"{path}: {name}.{field}: {err['msg']}, got {err.get('input')!r}{hint}") from None
+    return raw
+
+
+def with_defaults(cls: type[StrictConfig], values: dict) -> type[StrictConfig]:
+    """``cls`` with ``values`` as its defaults: what a UI launch, the daemon and the CLI all run with."""
+    if not values:
+        return cls
+    fields = {k: (cls.model_fields[k].annotation, Field(v, **_constraints(cls, k))) for k, v in values.items()}
+    return pydantic.create_model(cls.__name__, __base__=cls, __module__=cls.__module__, **fields)
+
+
+def _constraints(cls: type[StrictConfig], name: str) -> dict:
+    out = {}
+    for m in cls.model_fields[name].metadata:
+        for attr in ("ge", "gt", "le", "lt"):
+            if getattr(m, attr, None) is not None:
+                out[attr] = getattr(m, attr)
+    return out
+
+
+def resolve(data_root: Path, explicit: str | os.PathLike | None = None) -> dict[str, type[StrictConfig]]:
+    """Asset name -> Config class carrying the data folder's configured defaults."""
+    values = read_config(config_path(data_root, explicit))
+    return {name: with_defaults(cls, values.get(name, {})) for name, cls in ASSET_CONFIGS.items()}

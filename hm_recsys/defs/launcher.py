@@ -1,0 +1,184 @@
+"""The CLI's side of the platform: the same instance, conditions and runs the UI and daemon use.
+
+The CLI decides nothing itself. It records the raw files' content versions, asks Dagster's automation
+(``dg.evaluate_automation_conditions``, the conditions of ``defs/automation.py``) what is missing or
+unsynced, runs exactly that through the multiprocess executor, and asks again until nothing is left:
+one command converges to the from-scratch result, however many layers a change crosses.
+
+Around that: one command per data folder at a time (a lock file), and recovery from a command that
+was killed (its runs marked failed, their pool slots freed, half-written temporary files removed).
+"""
+
+from __future__ import annotations
+
+import contextlib
+import fcntl
+import os
+import time
+from collections import defaultdict
+from pathlib import Path
+from typing import Iterator
+
+import dagster as dg
+import yaml
+
+from hm_recsys.paths import DATA_DIR_ENV, DataPaths
+
+INSTANCE_TEMPLATE = Path(__file__).with_name("instance.yaml")
+LOCK_FILE = ".hm_recsys.lock"
+LAUNCHER_TAG = "hm_recsys/launcher"
+IN_PROGRESS = [dg.DagsterRunStatus.QUEUED, dg.DagsterRunStatus.NOT_STARTED, dg.DagsterRunStatus.STARTING,
+               dg.DagsterRunStatus.STARTED, dg.DagsterRunStatus.CANCELING]
+# Step events go to the instance (the UI shows them); the terminal gets the one-line reason instead.
+QUIET = {"loggers": {"console": {"config": {"log_level": "CRITICAL"}}}}
+MAX_ROUNDS = 100
+
+
+class PipelineError(RuntimeError):
+    """A run failed; the message is the reason (a data error names file, column, row and value)."""
+
+
+class FolderBusy(RuntimeError):
+    pass
+
+
+def write_instance_config(home: Path) -> Path:
+    """``<data>/dagster_home/dagster.yaml`` from the template: storage defaults to the home folder itself."""
+    home.mkdir(parents=True, exist_ok=True)
+    (home / "dagster.yaml").write_text(INSTANCE_TEMPLATE.read_text())
+    return home
+
+
+def instance_for(paths: DataPaths) -> dg.DagsterInstance:
+    """The persistent SQLite instance under the data folder, with the ``gpu`` pool limit set explicitly."""
+    from hm_recsys.defs.jobs import GPU_POOL, GPU_POOL_LIMIT
+
+    home = write_instance_config(paths.dagster_home)
+    os.environ["DAGSTER_HOME"] = str(home)
+    os.environ[DATA_DIR_ENV] = str(paths.root)
+    instance = dg.DagsterInstance.get()
+    instance.event_log_storage.set_concurrency_slots(GPU_POOL, GPU_POOL_LIMIT)
+    return instance
+
+
+@contextlib.contextmanager
+def folder_lock(paths: DataPaths, what: str) -> Iterator[int]:
+    """Hold the data folder for one command (or for ``dagster dev``: the fd survives exec)."""
+    paths.root.mkdir(parents=True, exist_ok=True)
+    fd = os.open(paths.root / LOCK_FILE, os.O_RDWR | os.O_CREAT, 0o644)
+    try:
+        fcntl.flock(fd, fcntl.LOCK_EX | fcntl.LOCK_NB)
+    except BlockingIOError:
+        holder = os.pread(fd, 200, 0).decode(errors="replace").strip() or "another process"
+        os.close(fd)
+        raise FolderBusy(f"data folder {paths.root} is busy: {holder} is using it; wait for it to finish "
+                         f"(or use the Dagster UI it serves)") from None
+    os.ftruncate(fd, 0)
+    os.pwrite(fd, f"hm-recsys {what} (pid {os.getpid()})\n".encode(), 0)
+    try:
+        yield fd
+    finally:
+        os.close(fd)
+
+
+def recover(instance: dg.DagsterInstance, paths: DataPaths) -> list[str]:
+    """With the folder lock held nothing else runs here: runs still in progress were killed.
+
+    Mark them failed, free their ``gpu`` slots and remove the temporary files their steps left.
+    Returns one line per thing done, for the terminal.
+    """
+    lines = []
+    for run in instance.get_runs(dg.RunsFilter(statuses=IN_PROGRESS)):
+        instance.report_run_failed(run, message="its process is gone (killed?); marked failed by hm-recsys on the next start")
+        instance.event_log_storage.free_concurrency_slots_for_run(run.run_id)
+        lines.append(f"run {run.run_id[:8]} ({run.job_name}) was left {run.status.value} by a killed command: marked failed, pool slots freed")
+    for tmp in [*paths.root.rglob(".*.tmp"), *paths.root.rglob(".*.old")]:
+        if paths.dagster_home in tmp.parents:
+            continue
+        if tmp.is_dir():
+            import shutil
+
+            shutil.rmtree(tmp, ignore_errors=True)
+        else:
+            tmp.unlink(missing_ok=True)
+        lines.append(f"removed leftover temporary {tmp.relative_to(paths.root)}")
+    return lines
+
+
+def observe_raw(instance: dg.DagsterInstance, defs: dg.Definitions) -> list[str]:
+    """Record each raw input's content version when it differs from the last one recorded."""
+    from hm_recsys.defs.assets.raw import RAW_ASSETS, raw_version
+
+    data = defs.resources["data"]
+    changed = []
+    for asset in RAW_ASSETS:
+        version = raw_version(data, asset)
+        last = instance.fetch_observations(dg.AssetKey(asset), limit=1).records
+        if last and last[0].asset_observation.tags.get("dagster/data_version") == version:
+            continue
+        instance.report_runless_asset_event(dg.AssetObservation(asset_key=asset, tags={"dagster/data_version": version}))
+        changed.append(asset)
+    return changed
+
+
+def _failure_reason(result: dg.ExecuteJobResult) -> str:
+    """The innermost error of the first failed step: the user's own message, not Dagster's wrapping."""
+    for event in result.all_events:
+        if event.is_step_failure:
+            error = event.step_failure_data.error
+            while error.cause is not None:
+                error = error.cause
+            lines = [line.strip() for line in error.message.strip().splitlines() if line.strip()]
+            message = " ".join(lines[:4]) if lines else error.cls_name
+            return f"{event.step_key}: {message}"
+    return "the run failed before any step ran (see the run in the Dagster UI)"
+
+
+def _job_for(defs: dg.Definitions, key: dg.AssetKey, partition: str | None) -> str:
+    if partition is None:
+        return "tables_job"
+    return "ranking_job" if key in defs.resolve_job_def("ranking_job").asset_layer.executable_asset_keys else "week_job"
+
+
+def execute(paths: DataPaths, job: str, assets: list[dg.AssetKey], partition: str | None,
+            instance: dg.DagsterInstance) -> dg.ExecuteJobResult:
+    from hm_recsys import definitions
+
+    tags = {LAUNCHER_TAG: "cli"} | ({"dagster/partition": partition} if partition else {})
+    result = dg.execute_job(dg.reconstructable(getattr(definitions, job)), instance, run_config=QUIET, tags=tags,
+                            asset_selection=assets)
+    if not result.success:
+        raise PipelineError(_failure_reason(result))
+    return result
+
+
+def settle(paths: DataPaths, *, eval_weeks: int, say=print) -> int:
+    """Run what automation requests until it requests nothing; returns the number of runs."""
+    from hm_recsys.definitions import build_definitions
+
+    instance = instance_for(paths)
+    for line in recover(instance, paths):
+        say(line)
+    defs = build_definitions(paths, eval_weeks=eval_weeks, hold_failed=False)
+    changed = observe_raw(instance, defs)
+    if changed:
+        say(f"raw inputs with a new content version: {', '.join(changed)}")
+    runs = 0
+    for _ in range(MAX_ROUNDS):
+        requested = dg.evaluate_automation_conditions(defs=defs, instance=instance)
+        if not requested.total_requested:
+            return runs
+        groups: dict[tuple, list[dg.AssetKey]] = defaultdict(list)
+        for key in defs.resolve_asset_graph().get_all_asset_keys():
+            for partition in requested.get_requested_partitions(key):
+                job = _job_for(defs, key, partition)
+                groups[(partition or "", job != "ranking_job", job)].append(key)
+        # Unpartitioned first, then week by week (training weeks before the weeks that learn from them).
+        for (partition, _, job), keys in sorted(groups.items()):
+            t0 = time.perf_counter()
+            names = ", ".join(sorted(k.to_user_string() for k in keys))
+            say(f"{partition or 'tables'}: {names}")
+            execute(paths, job, keys, partition or None, instance)
+            runs += 1
+            say(f"{partition or 'tables'}: done in {time.perf_counter() - t0:.0f}s")
+    raise PipelineError(f"automation still requests work after {MAX_ROUNDS} rounds; see the runs in the Dagster UI")

@@ -1,0 +1,48 @@
+"""The one module that reaches into Dagster internals: "unsynced" (what the UI shows as stale) as an
+automation condition.
+
+Dagster's built-in operands are events seen between two evaluations (``data_version_changed``,
+``code_version_changed``): an evaluation that missed the event (a killed run, a new cursor, a CLI call
+after the daemon) never rebuilds. Staleness is state: an asset partition is unsynced while its code
+version or an input's data version differs from what its latest materialization recorded, so a
+condition built on it converges to the from-scratch result however often it is interrupted.
+``hm_recsys_tests/test_automation.py`` pins its behaviour.
+"""
+
+from __future__ import annotations
+
+import dagster as dg
+from dagster._core.definitions.data_version import CachingStaleStatusResolver, StaleStatus
+from dagster._core.definitions.events import AssetKeyPartitionKey
+
+
+class Unsynced(dg.AutomationCondition):
+    """True for asset partitions that exist but whose code version or input data versions changed."""
+
+    @property
+    def name(self) -> str:
+        return "unsynced"
+
+    @property
+    def description(self) -> str:
+        return "code version or an input's data version differs from the latest materialization's"
+
+    def evaluate(self, context: dg.AutomationContext) -> dg.AutomationResult:
+        view = context.asset_graph_view
+        resolver = CachingStaleStatusResolver(instance=view.instance, asset_graph=context.asset_graph, loading_context=view)
+        stale = {
+            ap
+            for ap in context.candidate_subset.expensively_compute_asset_partitions()
+            if resolver.get_status(ap.asset_key, ap.partition_key) == StaleStatus.STALE
+        }
+        return dg.AutomationResult(context, view.get_asset_subset_from_asset_partitions(context.key, stale))
+
+
+def unsynced_partitions(instance: dg.DagsterInstance, defs: dg.Definitions, key: str, partition_key: str | None) -> str:
+    """Status of one asset partition as the UI shows it: ``FRESH``, ``STALE`` or ``MISSING``."""
+    from dagster._core.asset_graph_view.asset_graph_view import AssetGraphView
+
+    graph = defs.resolve_asset_graph()
+    view = AssetGraphView.for_test(defs, instance)
+    resolver = CachingStaleStatusResolver(instance=instance, asset_graph=graph, loading_context=view)
+    return resolver.get_status(AssetKeyPartitionKey(dg.AssetKey(key), partition_key).asset_key, partition_key).value
