@@ -81,15 +81,54 @@ def test_configured_weights_file_must_exist(catalogue, tmp_path):
         ie.embed_images(images, articles, weights_path=tmp_path / "nope.pth")
 
 
-def test_corrupt_image_is_named(catalogue):
+@pytest.mark.parametrize("damage", ["not-an-image", "truncated-jpeg", "empty-file"])
+def test_corrupt_image_is_skipped_like_a_missing_one(catalogue, caplog, monkeypatch, damage):
+    monkeypatch.delenv(ie.WEIGHTS_ENV, raising=False)
     images, articles = catalogue
     bad = ie.image_path(images, "0108775044")
-    bad.write_bytes(b"not a jpeg")
-    with pytest.raises(ValueError, match="0108775044.jpg"):
-        ie.embed_images(images, articles, allow_download=False)
+    data = bad.read_bytes()
+    bad.write_bytes({"not-an-image": b"not a jpeg", "truncated-jpeg": data[: len(data) // 2], "empty-file": b""}[damage])
+    with caplog.at_level(logging.WARNING):
+        frame, info = ie.embed_images(images, articles, batch_size=2, allow_download=False)
+    assert "0108775044.jpg" in caplog.text and "could not be decoded" in caplog.text
+    assert (info["n_embedded"], info["n_corrupt"], info["corrupt_images"], info["n_missing"]) == (3, 1, ["0108775044"], 1)
+    assert dict(frame.schema) == ie.OUTPUT_SCHEMA
+    assert frame["has_image"].to_list() == [True, False, True, True, False]
+    row = frame.row(1, named=True)
+    assert row["image_hash"] is None and row["weights"] is None and not np.any(row["embedding"])
+    assert all(np.abs(frame["embedding"].to_numpy()[i]).sum() > 0 for i in (0, 2, 3))
+
+    # Repaired later: embedded then, while the good photos are reused.
+    _write(images, "0108775044", (10, 200, 90))
+    again, info2 = ie.embed_images(images, articles, previous=frame, allow_download=False)
+    assert (info2["n_embedded"], info2["n_reused"], info2["n_corrupt"]) == (1, 3, 0)
+    assert again["has_image"].to_list() == [True, True, True, True, False]
 
 
-def test_missing_folder_is_named(tmp_path):
-    articles = pl.DataFrame({"article_idx": pl.Series([0], dtype=pl.Int32), "article_id": ["0108775015"]})
-    with pytest.raises(FileNotFoundError, match="nowhere"):
-        ie.embed_images(tmp_path / "nowhere", articles)
+def test_world_without_images_folder_gives_no_image_rows(tmp_path, caplog):
+    """Full-scale worlds are generated without images: every article takes the no-image path."""
+    articles = pl.DataFrame({"article_idx": pl.Series([1, 0], dtype=pl.Int32), "article_id": ["0108775044", "0108775015"]})
+    with caplog.at_level(logging.WARNING):
+        frame, info = ie.embed_images(tmp_path / "nowhere", articles, allow_download=True)
+    assert "no images folder" in caplog.text and "nowhere" in caplog.text
+    assert dict(frame.schema) == ie.OUTPUT_SCHEMA
+    assert frame["article_idx"].to_list() == [0, 1] and frame["article_id"].to_list() == ["0108775015", "0108775044"]
+    assert not frame["has_image"].any() and frame["image_hash"].null_count() == 2
+    assert not frame["embedding"].to_numpy().any()
+    assert (info["images_folder_found"], info["n_missing"], info["n_embedded"], info["weights"]) == (False, 2, 0, None)
+
+
+def test_mixed_precision_default_and_closeness(catalogue, monkeypatch):
+    torch = ie.tf_env.torch()
+    monkeypatch.delenv(ie.WEIGHTS_ENV, raising=False)
+    assert ie.autocast_dtype("cpu", False) is None
+    assert (ie.autocast_dtype("cpu") is torch.bfloat16) == ie.cpu_has_native_bf16()  # off where bf16 is emulated
+    if not torch.backends.mkldnn.is_available():
+        pytest.skip("no oneDNN: CPU bf16 autocast unavailable")
+    images, articles = catalogue
+    fp32, info32 = ie.embed_images(images, articles, allow_download=False, mixed_precision=False)
+    bf16, info16 = ie.embed_images(images, articles, allow_download=False, mixed_precision=True)
+    assert (info32["precision"], info16["precision"]) == ("fp32", "bfloat16")
+    a, b = fp32["embedding"].to_numpy()[:4], bf16["embedding"].to_numpy()[:4]
+    cosine = (a * b).sum(1) / np.linalg.norm(a, axis=1) / np.linalg.norm(b, axis=1)
+    assert cosine.min() > 0.99 and not np.array_equal(a, b)
