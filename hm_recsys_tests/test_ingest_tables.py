@@ -137,11 +137,13 @@ def test_ingest_writes_three_tables_and_summary(raw_dir: Path, tmp_path: Path) -
     assert _schema_of(tables.transactions) == list(schema.TRANSACTIONS_TABLE_SCHEMA.items())
     assert sorted(p.name for p in tables_dir.iterdir()) == sorted(
         [schema.ARTICLES_TABLE, schema.CUSTOMERS_TABLE, schema.TRANSACTIONS_TABLE])
-    assert summary["articles"] == {"rows": 4, "distinct_articles": 4, "distinct_products": 3}
-    assert summary["customers"] == {"rows": 3, "distinct_customers": 3}
+    assert summary["articles"] == {"rows": 4, "distinct_articles": 4, "distinct_products": 3,
+                                   "empty_detail_desc": 1, "rows_with_negative_code": 0}
+    assert summary["customers"] == {"rows": 3, "distinct_customers": 3, "empty_age": 1,
+                                    "empty_club_member_status": 1, "empty_fashion_news_frequency": 1}
     assert summary["transactions"] == {
         "rows": 5, "distinct_customers": 3, "distinct_articles": 4,
-        "first_date": "2020-09-01", "last_date": "2020-09-08", "distinct_days": 3,
+        "first_date": "2020-09-01", "last_date": "2020-09-08", "distinct_days": 3, "duplicate_rows": 1,
     }
 
 
@@ -158,9 +160,9 @@ BAD_CELLS = [
     (schema.CUSTOMERS_CSV, 2, "customer_id", "", "empty value"),
     (schema.TRANSACTIONS_CSV, 4, "t_dat", "2020-13-02", "not a YYYY-MM-DD date"),
     (schema.TRANSACTIONS_CSV, 3, "price", "abc", "not a number"),
-    (schema.TRANSACTIONS_CSV, 3, "price", "-0.01", "finite number >= 0"),
-    (schema.TRANSACTIONS_CSV, 3, "price", "inf", "finite number >= 0"),
-    (schema.TRANSACTIONS_CSV, 3, "price", "1e300", "finite number >= 0"),  # overflows the Float32 column
+    (schema.TRANSACTIONS_CSV, 3, "price", "-0.01", "price must be > 0 and <= 1.0"),
+    (schema.TRANSACTIONS_CSV, 3, "price", "inf", "price must be > 0 and <= 1.0"),
+    (schema.TRANSACTIONS_CSV, 3, "price", "1e300", "price must be > 0 and <= 1.0"),  # overflows the Float32 column
     (schema.TRANSACTIONS_CSV, 5, "sales_channel_id", "3", "must be one of (1, 2)"),
     (schema.TRANSACTIONS_CSV, 5, "sales_channel_id", "x", "not an integer"),
     (schema.TRANSACTIONS_CSV, 2, "article_id", "0999999999", "unknown article_id"),
@@ -197,7 +199,7 @@ def test_first_offending_row_wins(raw_dir: Path) -> None:
 
 def test_unsorted_transactions_are_refused(raw_dir: Path) -> None:
     _set_cell(raw_dir / schema.TRANSACTIONS_CSV, 3, "t_dat", "2020-08-30")
-    with pytest.raises(RawDataError, match=r"data row 3.*2020-08-30 comes after 2020-09-01.*sorted by t_dat"):
+    with pytest.raises(RawDataError, match=r"data row 3.*'2020-08-30' comes after '2020-09-01'.*sorted by t_dat"):
         read_transactions(raw_dir, read_articles(raw_dir), read_customers(raw_dir))
 
 
@@ -231,8 +233,10 @@ def test_missing_and_empty_files(raw_dir: Path) -> None:
 def test_ragged_csv_line_is_reported_with_the_file(raw_dir: Path) -> None:
     path = raw_dir / schema.TRANSACTIONS_CSV
     path.write_text(path.read_text() + "2020-09-08,a,b,0.1,2,extra\n")
-    with pytest.raises(RawDataError, match=rf"{schema.TRANSACTIONS_CSV}: not a readable CSV"):
+    with pytest.raises(RawDataError, match=rf"{schema.TRANSACTIONS_CSV}, data row 6 .*file line 7: 6 fields, "
+                                           r"expected 5: extra value\(s\) \['extra'\]") as info:
         read_transactions(raw_dir, read_articles(raw_dir), read_customers(raw_dir))
+    assert (info.value.row, info.value.value) == (6, ["extra"])
 
 
 def test_failed_ingest_keeps_previous_tables(raw_dir: Path, tmp_path: Path) -> None:

@@ -81,15 +81,55 @@ def test_configured_weights_file_must_exist(catalogue, tmp_path):
         ie.embed_images(images, articles, weights_path=tmp_path / "nope.pth")
 
 
-def test_corrupt_image_is_named(catalogue):
+def test_corrupt_images_are_skipped_like_missing_ones(catalogue, caplog, monkeypatch):
+    monkeypatch.delenv(ie.WEIGHTS_ENV, raising=False)
     images, articles = catalogue
-    bad = ie.image_path(images, "0108775044")
-    bad.write_bytes(b"not a jpeg")
-    with pytest.raises(ValueError, match="0108775044.jpg"):
-        ie.embed_images(images, articles, allow_download=False)
+    damaged = {"0108775044": lambda b: b"not a jpeg", "0110065001": lambda b: b[: len(b) // 2], "0111565001": lambda b: b""}
+    for article_id, damage in damaged.items():
+        path = ie.image_path(images, article_id)
+        path.write_bytes(damage(path.read_bytes()))
+    with caplog.at_level(logging.WARNING):
+        frame, info = ie.embed_images(images, articles, batch_size=2, allow_download=False)
+    assert all(f"{a}.jpg" in caplog.text for a in damaged) and "could not be decoded" in caplog.text
+    assert (info["n_embedded"], info["n_corrupt"], info["n_missing"]) == (1, 3, 1)
+    assert info["corrupt_images"] == list(damaged)
+    assert dict(frame.schema) == ie.OUTPUT_SCHEMA
+    assert frame["has_image"].to_list() == [True, False, False, False, False]
+    assert frame["image_hash"].null_count() == 4 and frame["weights"].null_count() == 4
+    emb = frame["embedding"].to_numpy()
+    assert np.abs(emb[0]).sum() > 0 and not emb[1:].any()
+
+    # Repaired later: embedded then, while the good photo is reused.
+    _write(images, "0108775044", (10, 200, 90))
+    again, info2 = ie.embed_images(images, articles, previous=frame, allow_download=False)
+    assert (info2["n_embedded"], info2["n_reused"], info2["n_corrupt"]) == (1, 1, 2)
+    assert again["has_image"].to_list() == [True, True, False, False, False]
 
 
-def test_missing_folder_is_named(tmp_path):
-    articles = pl.DataFrame({"article_idx": pl.Series([0], dtype=pl.Int32), "article_id": ["0108775015"]})
-    with pytest.raises(FileNotFoundError, match="nowhere"):
-        ie.embed_images(tmp_path / "nowhere", articles)
+def test_world_without_images_folder_gives_no_image_rows(tmp_path, caplog):
+    """Full-scale worlds are generated without images: every article takes the no-image path."""
+    articles = pl.DataFrame({"article_idx": pl.Series([1, 0], dtype=pl.Int32), "article_id": ["0108775044", "0108775015"]})
+    with caplog.at_level(logging.WARNING):
+        frame, info = ie.embed_images(tmp_path / "nowhere", articles, allow_download=True)
+    assert "no images folder" in caplog.text and "nowhere" in caplog.text
+    assert dict(frame.schema) == ie.OUTPUT_SCHEMA
+    assert frame["article_idx"].to_list() == [0, 1] and frame["article_id"].to_list() == ["0108775015", "0108775044"]
+    assert not frame["has_image"].any() and frame["image_hash"].null_count() == 2
+    assert not frame["embedding"].to_numpy().any()
+    assert (info["images_folder_found"], info["n_missing"], info["n_embedded"], info["weights"]) == (False, 2, 0, None)
+
+
+def test_mixed_precision_default_and_closeness(catalogue, monkeypatch):
+    torch = ie.tf_env.torch()
+    monkeypatch.delenv(ie.WEIGHTS_ENV, raising=False)
+    assert ie.autocast_dtype("cpu", False) is None
+    assert (ie.autocast_dtype("cpu") is torch.bfloat16) == ie.cpu_has_native_bf16()  # off where bf16 is emulated
+    if not torch.backends.mkldnn.is_available():
+        pytest.skip("no oneDNN: CPU bf16 autocast unavailable")
+    images, articles = catalogue
+    fp32, info32 = ie.embed_images(images, articles, allow_download=False, mixed_precision=False)
+    bf16, info16 = ie.embed_images(images, articles, allow_download=False, mixed_precision=True)
+    assert (info32["precision"], info16["precision"]) == ("fp32", "bfloat16")
+    a, b = fp32["embedding"].to_numpy()[:4], bf16["embedding"].to_numpy()[:4]
+    cosine = (a * b).sum(1) / np.linalg.norm(a, axis=1) / np.linalg.norm(b, axis=1)
+    assert cosine.min() > 0.99 and not np.array_equal(a, b)

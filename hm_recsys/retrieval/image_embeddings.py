@@ -3,6 +3,8 @@
 Why: the item tower needs to know what an article looks like so that articles with no sales yet can
 still be retrieved. Embedding 105k photos costs minutes to hours, so a rerun reuses every vector whose
 image file (content hash) and network weights are unchanged and only embeds new or changed photos.
+A photo that cannot be decoded, or a world with no images folder at all (full-scale synthetic worlds),
+never stops the run: those articles take the no-image path (``has_image=False``, zero vector).
 """
 
 from __future__ import annotations
@@ -113,7 +115,11 @@ def build_model(state_dict: dict | None):
 
 
 class _ImageFiles:
-    """Map-style dataset of image files -> normalised 3x224x224 tensors (module level: picklable for workers)."""
+    """Map-style dataset of image files -> (normalised 3x224x224 tensor, decoded?) (module level: picklable for workers).
+
+    A file that cannot be decoded gives a zero tensor and ``False`` instead of raising, so one bad photo
+    among 105k does not stop the run; the caller treats it as a missing image.
+    """
 
     def __init__(self, paths: list[Path]):
         self.paths = paths
@@ -130,21 +136,51 @@ class _ImageFiles:
             with Image.open(path) as img:
                 img.draft("RGB", (IMAGE_SIZE, IMAGE_SIZE))  # JPEG: decode at a reduced scale >= 224, much faster
                 img = img.convert("RGB").resize((IMAGE_SIZE, IMAGE_SIZE), Image.Resampling.BILINEAR)
-        except Exception as exc:  # noqa: BLE001 - re-raised with the file named
-            raise ValueError(f"cannot decode image file {path}: {exc}") from exc
+        except Exception as exc:  # noqa: BLE001 - any decoder failure means "no usable image"
+            log.warning("cannot decode image file %s (%s: %s): treated as no image", path, type(exc).__name__, exc)
+            return torch.zeros(3, IMAGE_SIZE, IMAGE_SIZE), False
         x = torch.from_numpy(np.asarray(img, dtype=np.float32) / 255.0)
         mean = torch.tensor(IMAGENET_MEAN, dtype=torch.float32)
         std = torch.tensor(IMAGENET_STD, dtype=torch.float32)
-        return ((x - mean) / std).permute(2, 0, 1).contiguous()
+        return ((x - mean) / std).permute(2, 0, 1).contiguous(), True
 
 
-def embed_files(model, paths: list[Path], batch_size: int = 64, device=None, num_workers: int | None = None) -> np.ndarray:
-    """Embed image files in batches; rows follow ``paths``."""
+def cpu_has_native_bf16() -> bool:
+    """AVX512-BF16 or AMX: only then is CPU bf16 a hardware path (elsewhere oneDNN emulates it, slower than fp32)."""
+    torch = tf_env.torch()
+    return bool(torch.cpu._is_avx512_bf16_supported() or torch.cpu._is_amx_tile_supported())
+
+
+def autocast_dtype(device, mixed_precision: bool | None = None):
+    """The dtype ResNet50 inference is autocast to, or None for fp32.
+
+    ``mixed_precision=None`` picks the default: on CUDA (tensor cores; bf16 where supported, else fp16)
+    and on CPUs with native bf16; off on other CPUs, where ``benchmarks/image_embeddings.py`` measured
+    emulated bf16 slower than fp32. ``True`` forces it where the device can run it at all.
+    """
+    torch = tf_env.torch()
+    device = tf_env.torch_device(device)
+    if mixed_precision is False:
+        return None
+    if device.type == "cuda":
+        return torch.bfloat16 if torch.cuda.is_bf16_supported() else torch.float16
+    if device.type == "cpu" and (cpu_has_native_bf16() or (mixed_precision and torch.backends.mkldnn.is_available())):
+        return torch.bfloat16
+    return None
+
+
+def embed_files(model, paths: list[Path], batch_size: int = 64, device=None, num_workers: int | None = None,
+                mixed_precision: bool | None = None) -> tuple[np.ndarray, np.ndarray]:
+    """Embed image files in batches: ``(embeddings, decoded)``, rows following ``paths``.
+
+    ``decoded[i]`` is False for a file that could not be decoded; its row is zero.
+    """
     torch = tf_env.torch()
     device = tf_env.torch_device(device)
     out = np.zeros((len(paths), EMBEDDING_DIM), dtype=np.float32)
+    decoded = np.zeros(len(paths), dtype=bool)
     if not paths:
-        return out
+        return out, decoded
     if num_workers is None:
         num_workers = min(8, os.cpu_count() or 1) if device.type == "cuda" else 0
     loader = torch.utils.data.DataLoader(
@@ -155,14 +191,17 @@ def embed_files(model, paths: list[Path], batch_size: int = 64, device=None, num
         pin_memory=device.type == "cuda",
     )
     model = model.to(device, memory_format=torch.channels_last)
+    dtype = autocast_dtype(device, mixed_precision)
     row = 0
-    with torch.inference_mode():
-        for batch in loader:
+    with torch.inference_mode(), torch.autocast(device.type, dtype=dtype or torch.float32, enabled=dtype is not None):
+        for batch, ok in loader:
             batch = batch.to(device, non_blocking=True).contiguous(memory_format=torch.channels_last)
             feats = model(batch).float().cpu().numpy()
             out[row : row + len(feats)] = feats
+            decoded[row : row + len(feats)] = ok.numpy()
             row += len(feats)
-    return out
+    out[~decoded] = 0.0
+    return out, decoded
 
 
 def embed_images(
@@ -174,29 +213,35 @@ def embed_images(
     device: str | None = None,
     allow_download: bool = True,
     num_workers: int | None = None,
+    mixed_precision: bool | None = None,
 ) -> tuple[pl.DataFrame, dict]:
     """One row per article (``article_idx`` order) with its 2048-d embedding, reusing ``previous`` where valid.
 
     A previous row is reused when its ``image_hash`` equals the current file's hash and it was computed
-    with the same weights; everything else that has an image is embedded. Articles without an image
-    get ``has_image=False``, a null hash and a zero vector. ``info`` carries the counts, the speed, the
-    device and the weights tag (``"random-init"`` when no ImageNet weights could be loaded).
+    with the same weights; everything else that has an image is embedded. Articles without an image,
+    with an image that cannot be decoded, or in a world without an images folder get ``has_image=False``,
+    a null hash and a zero vector. ``info`` carries the counts (``n_missing``, ``n_corrupt`` and the
+    ``corrupt_images`` article ids, ``images_folder_found``), the speed, the device, the autocast
+    ``precision`` and the weights tag (``"random-init"`` when no ImageNet weights could be loaded;
+    None when there was nothing to embed or reuse). ``mixed_precision``: see ``autocast_dtype``.
     """
     for col in ("article_idx", "article_id"):
         if col not in articles.columns:
             raise ValueError(f"articles frame lacks column {col!r} (has {articles.columns})")
     images_dir = Path(images_dir)
-    if not images_dir.is_dir():
-        raise FileNotFoundError(f"images folder {images_dir} does not exist")
+    folder_found = images_dir.is_dir()
+    if not folder_found:
+        log.warning("no images folder %s: every article gets has_image=False and a zero image vector", images_dir)
     t0 = time.perf_counter()
     arts = articles.select("article_idx", "article_id").sort("article_idx")
     ids = arts["article_id"].to_list()
     paths = [image_path(images_dir, a) for a in ids]
-    present = np.fromiter((p.is_file() for p in paths), dtype=bool, count=len(paths))
+    present = np.fromiter((folder_found and p.is_file() for p in paths), dtype=bool, count=len(paths))
     hashes = [file_hash(p) if ok else None for p, ok in zip(paths, present)]
     hash_seconds = time.perf_counter() - t0
 
-    weights, state_dict = resolve_weights(weights_path, allow_download=allow_download)
+    # No photo at all: no weights to find (and no network probe), nothing to reuse or embed.
+    weights, state_dict = resolve_weights(weights_path, allow_download=allow_download) if present.any() else (None, None)
     if weights == RANDOM_INIT:
         log.warning(
             "NO IMAGENET WEIGHTS for ResNet50 (no configured file, none in torchvision's cache, no network): "
@@ -227,11 +272,22 @@ def embed_images(
 
     todo = np.flatnonzero(present & ~reused)
     device_obj = tf_env.torch_device(device)
+    dtype = autocast_dtype(device_obj, mixed_precision)
     t1 = time.perf_counter()
+    corrupt = np.zeros(0, dtype=np.int64)
     if len(todo):
         model = build_model(state_dict)
-        embeddings[todo] = embed_files(model, [paths[i] for i in todo], batch_size, device_obj, num_workers)
+        embeddings[todo], decoded = embed_files(model, [paths[i] for i in todo], batch_size, device_obj, num_workers,
+                                                mixed_precision)
+        corrupt = todo[~decoded]
     embed_seconds = time.perf_counter() - t1
+    corrupt_ids = [ids[i] for i in corrupt]
+    if corrupt_ids:
+        log.warning("%d image file(s) could not be decoded and count as missing: %s%s", len(corrupt_ids),
+                    corrupt_ids[:10], " ..." if len(corrupt_ids) > 10 else "")
+    has_image = present.copy()
+    has_image[corrupt] = False
+    hashes = [h if ok else None for h, ok in zip(hashes, has_image)]
     if not np.isfinite(embeddings).all():
         bad = int(np.flatnonzero(~np.isfinite(embeddings).all(axis=1))[0])
         raise ValueError(f"non-finite embedding for article {ids[bad]} (file {paths[bad]})")
@@ -240,22 +296,26 @@ def embed_images(
         {
             "article_idx": arts["article_idx"].cast(pl.Int32),
             "article_id": ids,
-            "has_image": present,
+            "has_image": has_image,
             "image_hash": hashes,
-            "weights": [weights if ok else None for ok in present],
+            "weights": [weights if ok else None for ok in has_image],
             "embedding": pl.Series("embedding", embeddings, dtype=OUTPUT_SCHEMA["embedding"]),
         },
         schema=OUTPUT_SCHEMA,
     )
     info = {
         "n_articles": len(ids),
-        "n_embedded": int(len(todo)),
+        "n_embedded": int(len(todo) - len(corrupt)),
         "n_reused": int(reused.sum()),
         "n_missing": int((~present).sum()),
+        "n_corrupt": len(corrupt_ids),
+        "corrupt_images": corrupt_ids,
+        "images_folder_found": folder_found,
         "images_per_second": round(len(todo) / embed_seconds, 2) if len(todo) else None,
         "embed_seconds": round(embed_seconds, 3),
         "hash_seconds": round(hash_seconds, 3),
         "device": str(device_obj),
+        "precision": "fp32" if dtype is None else str(dtype).removeprefix("torch."),
         "weights": weights,
         "batch_size": batch_size,
     }
