@@ -6,12 +6,12 @@ bucket has a file, empty ones included, so a folder is complete by construction 
 ``pl.scan_parquet(folder)`` reads the whole artifact lazily. Folders are written to a temporary folder
 that is renamed into place at the end (``io.atomic_path``): a reader sees the old artifact or the new one.
 
-Sizing ``DEFAULT_BUCKET_CUSTOMERS``: the largest per-bucket frame is the feature frame, about 0.5 kB per
-candidate row (~100 columns) plus the joins' transient copies; benchmarks/bucketed_memory.py measures the
-peak per candidate row. At ~195 candidates per customer a 50,000-customer bucket is ~9.8M rows, which
-keeps one bucket's peak within a few GiB on top of the loaded tables, far below the 16 GiB ceiling,
-while the ~28 buckets of the full data keep the per-bucket overhead (one filtered scan of the history
-and of each source file) small.
+Sizing ``DEFAULT_BUCKET_CUSTOMERS``: the feature and scoring steps hold one bucket's feature frame plus the
+joins' and CatBoost's transient copies, a peak that grows linearly with the bucket's candidate rows
+(benchmarks/bucketed_memory.py fits it and extrapolates). At ~195 candidates per customer, 25,000 customers
+(~4.9M rows, 55 buckets for the full data) keep a bucket's share to a few GiB on top of the loaded tables
+and image vectors, well under the 16 GiB ceiling with room for a wider feature set; smaller buckets cost
+little (one filtered scan of the history and of each source file per bucket) but gain nothing further.
 """
 
 from __future__ import annotations
@@ -27,7 +27,7 @@ import polars as pl
 
 from hm_recsys.io import atomic_path
 
-DEFAULT_BUCKET_CUSTOMERS = 50_000
+DEFAULT_BUCKET_CUSTOMERS = 25_000
 _FILE = re.compile(r"^bucket=(\d+)\.parquet$")
 
 
