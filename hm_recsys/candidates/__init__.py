@@ -15,7 +15,7 @@ from hm_recsys.candidates.copurchase import bought_together_candidates, co_purch
 from hm_recsys.candidates.mf import als_candidates
 from hm_recsys.candidates.popular import popular_by_age_candidates, popular_last_week_candidates
 from hm_recsys.candidates.repurchase import repurchase_candidates, same_product_candidates
-from hm_recsys.candidates.union import union_candidates
+from hm_recsys.candidates.union import union_candidates, write_union_buckets
 from hm_recsys.tables import Tables
 from hm_recsys.weeks import TargetWeek
 
@@ -61,4 +61,5 @@ __all__ = [
     "same_product_candidates",
     "union_candidates",
     "validate_candidates",
+    "write_union_buckets",
 ]

@@ -1,16 +1,21 @@
 """Union of the candidate sources: one row per (customer, article) any source proposed.
 
 Each source's score and rank stay as ranker features (``<source>_score``, ``<source>_rank``, null where
-the source did not propose the pair), plus ``n_sources`` (how many sources agree).
+the source did not propose the pair), plus ``n_sources`` (how many sources agree). ``write_union_buckets``
+builds the same union one customer bucket at a time (see ``hm_recsys.buckets``).
 """
 
 from __future__ import annotations
 
+import os
 import re
+from pathlib import Path
 
 import polars as pl
 
+from hm_recsys.buckets import DEFAULT_BUCKET_CUSTOMERS, bucket_writer, customer_buckets, write_bucket
 from hm_recsys.candidates.contract import KEYS, validate_candidates
+from hm_recsys.metrics import relevant_sets
 
 _NAME = re.compile(r"^[a-z][a-z0-9_]*$")
 
@@ -39,3 +44,62 @@ def union_candidates(sources: dict[str, pl.DataFrame]) -> pl.DataFrame:
         .with_columns(n_sources=pl.sum_horizontal([pl.col(f"{n}_rank").is_not_null() for n in names]).cast(pl.Int8))
         .collect()
     )
+
+
+def write_union_buckets(
+    source_paths: dict[str, Path],
+    out_dir: str | os.PathLike,
+    n_customers: int,
+    bucket_customers: int = DEFAULT_BUCKET_CUSTOMERS,
+    purchases: pl.DataFrame | None = None,
+) -> dict:
+    """``union_candidates`` one customer bucket at a time: ``out_dir/bucket=NNNN.parquet`` per bucket.
+
+    Each source file (name -> candidate Parquet, best sorted by customer_idx so row groups can be skipped)
+    is scanned with the bucket's customer range as predicate, so only that slice is ever loaded; the
+    bucket's union is written before the next is read. The result equals ``union_candidates`` of the whole
+    sources, split by bucket. ``purchases`` (the target week's transactions) adds per-source recall,
+    summed over buckets. Returns metadata: rows, buckets, and per source rows / customers (/ recall).
+    """
+    if not source_paths:
+        raise ValueError("write_union_buckets: no source given")
+    names = sorted(source_paths)
+    totals = {}
+    for name in names:
+        path = Path(source_paths[name])
+        if not path.is_file():
+            raise FileNotFoundError(f"candidates '{name}': file {path} not found (materialize the source first)")
+        totals[name] = pl.scan_parquet(path).select(pl.len()).collect().item()
+    truth = None if purchases is None else relevant_sets(purchases).lazy()
+    parts = ["union", *names]
+    stats = {n: {"rows": 0, "customers": 0, "hits": 0} for n in parts}
+    relevant = 0
+    buckets = customer_buckets(n_customers, bucket_customers)
+    with bucket_writer(out_dir) as tmp:
+        for bucket in buckets:
+            frames = {n: bucket.rows(pl.scan_parquet(source_paths[n])).collect() for n in names}
+            union = union_candidates(frames)
+            write_bucket(union, tmp, bucket.index)
+            bucket_truth = None if truth is None else bucket.rows(truth).collect()
+            relevant += 0 if bucket_truth is None else bucket_truth.height
+            for name, frame in [("union", union), *frames.items()]:
+                s = stats[name]
+                s["rows"] += frame.height
+                s["customers"] += frame["customer_idx"].n_unique()
+                if bucket_truth is not None:
+                    s["hits"] += bucket_truth.join(frame.select(KEYS), on=KEYS, how="semi").height
+        for name in names:
+            if stats[name]["rows"] != totals[name]:
+                raise ValueError(
+                    f"candidates '{name}': {totals[name] - stats[name]['rows']} rows have a customer_idx outside "
+                    f"0..{n_customers - 1} ({source_paths[name]})"
+                )
+    per_source = {}
+    for name in parts:
+        s = stats[name]
+        per_source[name] = {"rows": s["rows"], "customers": s["customers"],
+                            "mean_per_customer": s["rows"] / s["customers"] if s["customers"] else 0.0}
+        if truth is not None and relevant:
+            per_source[name]["recall"] = s["hits"] / relevant
+    return {"rows": stats["union"]["rows"], "buckets": len(buckets), "bucket_customers": bucket_customers,
+            "per_source": per_source}

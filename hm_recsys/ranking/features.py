@@ -10,6 +10,8 @@ this article / product / product type, colour, department..., ``ag_`` the custom
 
 from __future__ import annotations
 
+from dataclasses import dataclass
+
 import numpy as np
 import polars as pl
 import scipy.sparse as sp
@@ -54,9 +56,27 @@ def _window_count(days: int) -> pl.Expr:
     return (pl.col("days_ago") <= days).sum().cast(pl.Int32)
 
 
-def user_features(tables: Tables, week: TargetWeek, customers: pl.LazyFrame) -> pl.LazyFrame:
-    """Activity over 1/2/4/12 weeks and all history, usual price, channel mix, recency, and static columns."""
-    hist = past(tables, week).join(customers, on="customer_idx", how="semi")
+def _history(tables: Tables, week: TargetWeek, customers: pl.LazyFrame) -> pl.LazyFrame:
+    """The past transactions of ``customers``; the range predicate lets a bucket filter the history before the join."""
+    span = customers.select(lo=pl.col("customer_idx").min(), hi=pl.col("customer_idx").max()).collect().row(0)
+    hist = past(tables, week)
+    if span[0] is not None:
+        hist = hist.filter(pl.col("customer_idx").is_between(*span))
+    return hist.join(customers, on="customer_idx", how="semi")
+
+
+def static_customer_features(tables: Tables) -> pl.DataFrame:
+    """Age, FN / Active flags and status codes of every customer (codes need the whole table: kept per customer)."""
+    return tables.customers.select(
+        pl.col("customer_idx").cast(pl.Int32),
+        u_age=pl.col("age").cast(pl.Float32),
+        u_fn=pl.col("FN").fill_null(0).cast(pl.Int8),
+        u_active=pl.col("Active").fill_null(0).cast(pl.Int8),
+        **_codes(tables.customers, CUSTOMER_CODES, "u_"),
+    )
+
+
+def _user_features(hist: pl.LazyFrame, static: pl.LazyFrame, customers: pl.LazyFrame) -> pl.LazyFrame:
     activity = hist.group_by("customer_idx").agg(
         u_n_1w=_window_count(7),
         u_n_2w=_window_count(14),
@@ -72,19 +92,17 @@ def user_features(tables: Tables, week: TargetWeek, customers: pl.LazyFrame) -> 
         u_price_max=pl.col("price").max(),
         u_online_share=(pl.col("sales_channel_id") == 2).mean().cast(pl.Float32),
     )
-    static = tables.customers.lazy().select(
-        pl.col("customer_idx").cast(pl.Int32),
-        u_age=pl.col("age").cast(pl.Float32),
-        u_fn=pl.col("FN").fill_null(0).cast(pl.Int8),
-        u_active=pl.col("Active").fill_null(0).cast(pl.Int8),
-        **_codes(tables.customers, CUSTOMER_CODES, "u_"),
-    )
     counts = ["u_n_1w", "u_n_2w", "u_n_4w", "u_n_12w", "u_n_all", "u_n_articles", "u_n_days"]
     return (
         customers.join(static, on="customer_idx", how="left")
         .join(activity, on="customer_idx", how="left")
         .with_columns(pl.col(counts).fill_null(0))
     )
+
+
+def user_features(tables: Tables, week: TargetWeek, customers: pl.LazyFrame) -> pl.LazyFrame:
+    """Activity over 1/2/4/12 weeks and all history, usual price, channel mix, recency, and static columns."""
+    return _user_features(_history(tables, week, customers), static_customer_features(tables).lazy(), customers)
 
 
 def article_features(tables: Tables, week: TargetWeek) -> pl.LazyFrame:
@@ -132,12 +150,13 @@ def article_features(tables: Tables, week: TargetWeek) -> pl.LazyFrame:
     )
 
 
-def cross_features(tables: Tables, week: TargetWeek, pairs: pl.LazyFrame) -> pl.LazyFrame:
-    """The customer's past purchases of this article / product / attribute: counts and days since."""
-    customers = pairs.select("customer_idx").unique()
+def _article_history_attributes(tables: Tables) -> pl.DataFrame:
+    return tables.articles.select(pl.col("article_idx").cast(pl.Int32), "product_code", *HISTORY_ATTRIBUTES.values())
+
+
+def _cross_features(hist: pl.LazyFrame, attrs: pl.LazyFrame, pairs: pl.LazyFrame) -> pl.LazyFrame:
     attr_cols = ["product_code", *HISTORY_ATTRIBUTES.values()]
-    attrs = tables.articles.lazy().select(pl.col("article_idx").cast(pl.Int32), *attr_cols)
-    hist = past(tables, week).join(customers, on="customer_idx", how="semi").join(attrs, on="article_idx", how="left")
+    hist = hist.join(attrs, on="article_idx", how="left")
     out = pairs.join(attrs, on="article_idx", how="left")
     article = hist.group_by("customer_idx", "article_idx").agg(
         ca_n=pl.len().cast(pl.Int32),
@@ -157,22 +176,36 @@ def cross_features(tables: Tables, week: TargetWeek, pairs: pl.LazyFrame) -> pl.
     return out.with_columns(pl.col(counts).fill_null(0)).drop(attr_cols)
 
 
-def age_group_features(tables: Tables, week: TargetWeek, pairs: pl.LazyFrame, days: int = 14) -> pl.LazyFrame:
-    """Units of the article sold to the customer's age group in the last ``days`` days, and its share of the group."""
-    groups = customer_age_groups(tables).lazy()
-    sold = (
+def cross_features(tables: Tables, week: TargetWeek, pairs: pl.LazyFrame) -> pl.LazyFrame:
+    """The customer's past purchases of this article / product / attribute: counts and days since."""
+    hist = _history(tables, week, pairs.select("customer_idx").unique())
+    return _cross_features(hist, _article_history_attributes(tables).lazy(), pairs)
+
+
+def age_group_sales(tables: Tables, week: TargetWeek, days: int = 14) -> pl.DataFrame:
+    """age_group, article_idx, units sold to the group in the last ``days`` days and share of the group's units."""
+    return (
         past(tables, week, days)
-        .join(groups, on="customer_idx", how="inner")
+        .join(customer_age_groups(tables).lazy(), on="customer_idx", how="inner")
         .group_by("age_group", "article_idx")
         .agg(ag_n=pl.len().cast(pl.Int32))
         .with_columns(ag_share=(pl.col("ag_n") / pl.col("ag_n").sum().over("age_group")).cast(pl.Float32))
+        .collect()
     )
+
+
+def _age_group_features(groups: pl.LazyFrame, sold: pl.LazyFrame, pairs: pl.LazyFrame) -> pl.LazyFrame:
     return (
         pairs.join(groups, on="customer_idx", how="left")
         .join(sold, on=["age_group", "article_idx"], how="left")
         .with_columns(pl.col("ag_n").fill_null(0), pl.col("ag_share").fill_null(0.0))
         .drop("age_group")
     )
+
+
+def age_group_features(tables: Tables, week: TargetWeek, pairs: pl.LazyFrame, days: int = 14) -> pl.LazyFrame:
+    """Units of the article sold to the customer's age group in the last ``days`` days, and its share of the group."""
+    return _age_group_features(customer_age_groups(tables).lazy(), age_group_sales(tables, week, days).lazy(), pairs)
 
 
 def _check_vectors(vectors: np.ndarray, n_rows: int, name: str) -> np.ndarray:
@@ -218,39 +251,19 @@ def _row_dot(a: np.ndarray, a_rows: np.ndarray, b: np.ndarray, b_rows: np.ndarra
     return out
 
 
-def embedding_features(
-    tables: Tables,
-    week: TargetWeek,
-    frame: pl.DataFrame,
-    item_vectors: np.ndarray | None,
-    user_vectors: np.ndarray | None,
-    *,
-    n_components: int,
-    recent_n: int,
-) -> pl.DataFrame:
-    """PCA components of the article's vector, its cosine to the customer's last ``recent_n`` distinct articles,
-    and the two-tower dot product when user vectors are given.
-
-    The cosine is taken between centred coordinates on the first ``SIM_DIMS`` principal axes: with 2048-d image
-    embeddings the exact cosine over millions of rows costs minutes, and the leading axes carry the taste signal.
-    """
-    if item_vectors is None:
-        if user_vectors is not None:
-            raise ValueError("user_vectors given without item_vectors: the two-tower score needs both")
+def _embedding_features(frame: pl.DataFrame, hist: pl.LazyFrame, ctx: "FeatureContext") -> pl.DataFrame:
+    if ctx.items is None:
         return frame
-    items = _check_vectors(item_vectors, tables.n_articles, "item_vectors")
     art = frame["article_idx"].to_numpy()
     cust = frame["customer_idx"].to_numpy()
-    coords = principal_components(items, min(max(SIM_DIMS, n_components), *items.shape))
-    cols: dict[str, np.ndarray] = {f"emb_pc_{i}": coords[art, i] for i in range(min(n_components, coords.shape[1]))}
+    coords = ctx.coords
+    cols: dict[str, np.ndarray] = {f"emb_pc_{i}": coords[art, i] for i in range(min(ctx.n_components, coords.shape[1]))}
 
     recent = (
-        past(tables, week)
-        .join(frame.lazy().select("customer_idx").unique(), on="customer_idx", how="semi")
-        .group_by("customer_idx", "article_idx")
+        hist.group_by("customer_idx", "article_idx")
         .agg(pl.col("days_ago").min())
         .sort(["customer_idx", "days_ago", "article_idx"])
-        .filter(pl.int_range(pl.len()).over("customer_idx") < recent_n)
+        .filter(pl.int_range(pl.len()).over("customer_idx") < ctx.recent_n)
         .collect()
     )
     unit = _normalise(coords)
@@ -267,43 +280,122 @@ def embedding_features(
         sim[has] = _row_dot(profile, pos[has], unit, art[has])
     cols["emb_recent_sim"] = sim
 
-    if user_vectors is not None:
-        users = _check_vectors(user_vectors, tables.n_customers, "user_vectors")
-        if users.shape[1] != items.shape[1]:
-            raise ValueError(f"user_vectors have {users.shape[1]} dims, item_vectors {items.shape[1]}")
-        cols["emb_two_tower_dot"] = _row_dot(users, cust, items, art)
+    if ctx.users is not None:
+        cols["emb_two_tower_dot"] = _row_dot(ctx.users, cust, ctx.items, art)
     return frame.with_columns(
         [pl.Series(name, values, dtype=pl.Float32).fill_nan(None) for name, values in cols.items()]
     )
 
 
-def build_features(
+def embedding_features(
     tables: Tables,
     week: TargetWeek,
-    candidates: pl.DataFrame,
+    frame: pl.DataFrame,
+    item_vectors: np.ndarray | None,
+    user_vectors: np.ndarray | None,
+    *,
+    n_components: int,
+    recent_n: int,
+) -> pl.DataFrame:
+    """PCA components of the article's vector, its cosine to the customer's last ``recent_n`` distinct articles,
+    and the two-tower dot product when user vectors are given.
+
+    The cosine is taken between centred coordinates on the first ``SIM_DIMS`` principal axes: with 2048-d image
+    embeddings the exact cosine over millions of rows costs minutes, and the leading axes carry the taste signal.
+    """
+    ctx = feature_context(tables, week, item_vectors, user_vectors, n_components=n_components, recent_n=recent_n,
+                          frames=False)
+    return _embedding_features(frame, _history(tables, week, frame.lazy().select("customer_idx").unique()), ctx)
+
+
+@dataclass(frozen=True, eq=False)
+class FeatureContext:
+    """What a week's features need beyond each customer's own history, computed once over all customers and
+    articles: article features, static customer columns, age-group sales, the article-vector projection.
+
+    Given the context, a candidate row's features depend only on its customer, its article and that customer's
+    history, never on the other rows of the frame: so any split of the candidates by customer (``features_for``
+    per bucket) gives exactly the rows of one pass, including features ranked or coded over everyone.
+    """
+
+    tables: Tables
+    week: TargetWeek
+    articles: pl.DataFrame | None
+    customers: pl.DataFrame | None
+    history_attributes: pl.DataFrame | None
+    age_groups: pl.DataFrame | None
+    age_sales: pl.DataFrame | None
+    items: np.ndarray | None
+    coords: np.ndarray | None
+    users: np.ndarray | None
+    n_components: int
+    recent_n: int
+
+
+def feature_context(
+    tables: Tables,
+    week: TargetWeek,
     item_vectors: np.ndarray | None = None,
     user_vectors: np.ndarray | None = None,
     *,
     n_components: int = 8,
     recent_n: int = 10,
-) -> pl.DataFrame:
-    """The candidate frame (union of sources) with every ranker feature added, as of ``week.cutoff``.
+    frames: bool = True,
+) -> FeatureContext:
+    """Build the week's ``FeatureContext`` (``frames=False``: only the checked vectors and their projection).
 
-    Keeps the candidate columns (source scores / ranks, n_sources), adds ``week_start`` (the group key with
-    customer_idx) and the features; sorted by customer_idx, article_idx. ``item_vectors`` (n_articles x d,
-    row i = article_idx i) and ``user_vectors`` (n_customers x d) are optional.
+    ``item_vectors`` (n_articles x d, row i = article_idx i) and ``user_vectors`` (n_customers x d) are optional.
     """
+    items = coords = users = None
+    if item_vectors is None:
+        if user_vectors is not None:
+            raise ValueError("user_vectors given without item_vectors: the two-tower score needs both")
+    else:
+        items = _check_vectors(item_vectors, tables.n_articles, "item_vectors")
+        if user_vectors is not None:
+            users = _check_vectors(user_vectors, tables.n_customers, "user_vectors")
+            if users.shape[1] != items.shape[1]:
+                raise ValueError(f"user_vectors have {users.shape[1]} dims, item_vectors {items.shape[1]}")
+        coords = principal_components(items, min(max(SIM_DIMS, n_components), *items.shape))
+    return FeatureContext(
+        tables=tables,
+        week=week,
+        articles=article_features(tables, week).collect() if frames else None,
+        customers=static_customer_features(tables) if frames else None,
+        history_attributes=_article_history_attributes(tables) if frames else None,
+        age_groups=customer_age_groups(tables) if frames else None,
+        age_sales=age_group_sales(tables, week) if frames else None,
+        items=items,
+        coords=coords,
+        users=users,
+        n_components=n_components,
+        recent_n=recent_n,
+    )
+
+
+def _check_candidates(candidates: pl.DataFrame) -> None:
     for col in KEYS:
         if col not in candidates.columns:
             raise ValueError(f"build_features: candidates lack column {col!r} (has {candidates.columns})")
+
+
+def features_for(ctx: FeatureContext, candidates: pl.DataFrame) -> pl.DataFrame:
+    """``build_features`` of ``candidates`` with a prepared context: the per-bucket step of the bucketed path."""
+    _check_candidates(candidates)
+    if ctx.articles is None:
+        raise ValueError("features_for: the context was built with frames=False")
     cand = candidates.with_columns(pl.col(KEYS).cast(pl.Int32)).sort(KEYS)
     pairs = cand.lazy()
     customers = pairs.select("customer_idx").unique()
+    # One filtered read of the history, shared by the user, cross and embedding features.
+    hist = _history(ctx.tables, ctx.week, customers).collect().lazy()
+    week = ctx.week
     out = (
-        cross_features(tables, week, pairs)
-        .join(age_group_features(tables, week, cand.lazy().select(KEYS)), on=KEYS, how="left")
-        .join(user_features(tables, week, customers), on="customer_idx", how="left")
-        .join(article_features(tables, week), on="article_idx", how="left")
+        _cross_features(hist, ctx.history_attributes.lazy(), pairs)
+        .join(_age_group_features(ctx.age_groups.lazy(), ctx.age_sales.lazy(), cand.lazy().select(KEYS)),
+              on=KEYS, how="left")
+        .join(_user_features(hist, ctx.customers.lazy(), customers), on="customer_idx", how="left")
+        .join(ctx.articles.lazy(), on="article_idx", how="left")
         .with_columns(
             cp_other_variant=((pl.col("cp_n") > 0) & (pl.col("ca_n") == 0)).cast(pl.Int8),
             x_price_ratio=(pl.col("a_price") / pl.col("u_price_mean")).cast(pl.Float32),
@@ -320,8 +412,28 @@ def build_features(
     )
     if out.height != cand.height:
         raise RuntimeError(f"build_features: {cand.height} candidates became {out.height} rows (duplicate keys?)")
-    out = embedding_features(
-        tables, week, out, item_vectors, user_vectors, n_components=n_components, recent_n=recent_n
-    )
+    out = _embedding_features(out, hist, ctx)
     first = [*KEYS, WEEK_COLUMN]
     return out.select(*first, pl.exclude(first))
+
+
+def build_features(
+    tables: Tables,
+    week: TargetWeek,
+    candidates: pl.DataFrame,
+    item_vectors: np.ndarray | None = None,
+    user_vectors: np.ndarray | None = None,
+    *,
+    n_components: int = 8,
+    recent_n: int = 10,
+) -> pl.DataFrame:
+    """The candidate frame (union of sources) with every ranker feature added, as of ``week.cutoff``.
+
+    Keeps the candidate columns (source scores / ranks, n_sources), adds ``week_start`` (the group key with
+    customer_idx) and the features; sorted by customer_idx, article_idx. ``item_vectors`` (n_articles x d,
+    row i = article_idx i) and ``user_vectors`` (n_customers x d) are optional. One pass over the whole frame:
+    at full scale use the bucketed path (``hm_recsys.ranking.bucketed``), which gives the same rows.
+    """
+    _check_candidates(candidates)
+    ctx = feature_context(tables, week, item_vectors, user_vectors, n_components=n_components, recent_n=recent_n)
+    return features_for(ctx, candidates)

@@ -3,7 +3,8 @@
 Customers with fewer than k candidates (or none: no history and no proposal) are topped up from the
 popular list by ``submission.fill_popular``, so every customer appears exactly once in the submission.
 ``rank_in_chunks`` builds features and scores a slice of customers at a time: at full scale the feature
-frame of every customer's candidates does not fit in memory (see benchmarks/ranker_inference.py).
+frame of every customer's candidates does not fit in memory (see benchmarks/ranker_inference.py); the
+bucketed path (``ranking.bucketed.recommend_from_buckets``) also keeps the union and the features on disk.
 """
 
 from __future__ import annotations
@@ -13,7 +14,7 @@ import polars as pl
 from catboost import CatBoost
 
 from hm_recsys.metrics import K
-from hm_recsys.ranking.features import build_features
+from hm_recsys.ranking.features import feature_context, features_for
 from hm_recsys.ranking.ranker import score, top_k
 from hm_recsys.submission import fill_popular
 from hm_recsys.tables import Tables
@@ -46,11 +47,12 @@ def rank_in_chunks(
     if chunk_customers < 1:
         raise ValueError(f"chunk_customers must be >= 1, got {chunk_customers}")
     customers = candidates["customer_idx"].unique().sort()
+    ctx = feature_context(tables, week, item_vectors, user_vectors)
     parts = []
     for start in range(0, customers.len(), chunk_customers):
         chunk = customers.slice(start, chunk_customers)
         rows = candidates.filter(pl.col("customer_idx").is_in(chunk.implode()))
-        parts.append(top_k(score(model, build_features(tables, week, rows, item_vectors, user_vectors)), k))
+        parts.append(top_k(score(model, features_for(ctx, rows)), k))
     if not parts:
         return pl.DataFrame(schema={"customer_idx": pl.Int32, "article_idx": pl.Int32, "rank": pl.Int16})
     return pl.concat(parts)
