@@ -12,7 +12,7 @@ warnings.filterwarnings("ignore", category=dg.BetaWarning)
 warnings.filterwarnings("ignore", category=dg.PreviewWarning)
 
 from hm_recsys.defs import automation, config  # noqa: E402
-from hm_recsys.defs.assets import baselines, evaluation, ranking, raw, retrieval, tables  # noqa: E402
+from hm_recsys.defs.assets import baselines, evaluation, history, ranking, raw, retrieval, tables  # noqa: E402
 from hm_recsys.defs.jobs import EXECUTOR, build_jobs  # noqa: E402
 from hm_recsys.defs.partitions import data_date_range, ranking_weeks_for, target_weeks_for  # noqa: E402
 from hm_recsys.defs.resources import build_resources  # noqa: E402
@@ -46,6 +46,7 @@ def build_definitions(paths: DataPaths | None = None, *, config_file=None, eval_
     assets = [
         *raw.build(),
         *tables.build(auto["unpartitioned"]),
+        history.build(weeks, auto["upstream"]),
         *baselines.build(weeks, auto["scored"]),
         retrieval.build_images(configs, auto["unpartitioned"]),
         *retrieval.build(weeks, configs, auto["upstream"]),

@@ -2,6 +2,11 @@
 
 from __future__ import annotations
 
+import os
+import subprocess
+import sys
+from pathlib import Path
+
 import pytest
 
 from hm_recsys.paths import DataPaths
@@ -23,3 +28,28 @@ def tiny_world(tmp_path_factory) -> DataPaths:
 @pytest.fixture(scope="session")
 def tiny_tables(tiny_world: DataPaths) -> Tables:
     return load_tables(tiny_world.tables)
+
+
+FAST = str(Path(__file__).with_name("fast_config.yaml"))
+
+
+def cli(paths, *args, timeout=1500):
+    env = {**os.environ, "HM_DATA_DIR": str(paths.root)}
+    return subprocess.run([sys.executable, "-m", "hm_recsys.cli", *args], env=env, capture_output=True, text=True, timeout=timeout)
+
+
+@pytest.fixture(scope="session")
+def backtested(tiny_world, tmp_path_factory):
+    """A copy of the tiny world's raw files (without images: they have tests of their own), backtested
+    for its last week through the CLI."""
+    import shutil
+
+    from hm_recsys.paths import DataPaths
+
+    paths = DataPaths(tmp_path_factory.mktemp("backtest"))
+    shutil.copytree(tiny_world.raw, paths.raw, ignore=shutil.ignore_patterns("images"))
+    out = cli(paths, "backtest", "--weeks", "1", "--config", FAST)
+    assert out.returncode == 0, out.stdout[-3000:] + out.stderr[-5000:]
+    return paths, out.stdout
+
+

@@ -10,15 +10,10 @@ from pathlib import Path
 import pytest
 
 from hm_recsys.metrics import average_precision_at_k
+from hm_recsys_tests.conftest import FAST, cli
 
 pytestmark = pytest.mark.slow
 REPO = Path(__file__).resolve().parents[1]
-FAST = str(Path(__file__).with_name("fast_config.yaml"))
-
-
-def cli(paths, *args, timeout=1500):
-    env = {**os.environ, "HM_DATA_DIR": str(paths.root)}
-    return subprocess.run([sys.executable, "-m", "hm_recsys.cli", *args], env=env, capture_output=True, text=True, timeout=timeout)
 
 
 def run_count(paths) -> int:
@@ -29,20 +24,6 @@ def run_count(paths) -> int:
         return db.execute("select count(*) from runs where pipeline_name not like '%observation%'").fetchone()[0]
 
 
-@pytest.fixture(scope="module")
-def backtested(tiny_world, tmp_path_factory):
-    """A copy of the tiny world's raw files, backtested for its last week through the CLI."""
-    import shutil
-
-    from hm_recsys.paths import DataPaths
-
-    paths = DataPaths(tmp_path_factory.mktemp("backtest"))
-    shutil.copytree(tiny_world.raw, paths.raw)
-    out = cli(paths, "backtest", "--weeks", "1", "--config", FAST)
-    assert out.returncode == 0, out.stdout[-3000:] + out.stderr[-5000:]
-    return paths, out.stdout
-
-
 def test_definitions_validate(tiny_world):
     env = {**os.environ, "HM_DATA_DIR": str(tiny_world.root)}
     out = subprocess.run([str(Path(sys.executable).parent / "dagster"), "definitions", "validate", "-m", "hm_recsys.definitions"],
@@ -51,27 +32,42 @@ def test_definitions_validate(tiny_world):
 
 
 def test_definitions_snapshot(tiny_world, monkeypatch):
-    """Every asset, job and schedule the platform promises is defined (a rename fails loudly)."""
+    """Every asset, check, job, sensor and schedule the platform promises is defined (a rename fails loudly)."""
+    import dagster as dg
+    import polars as pl
+
     from hm_recsys.definitions import build_definitions
 
     defs = build_definitions(tiny_world)
-    keys = {k.to_user_string() for k in defs.resolve_asset_graph().get_all_asset_keys()}
-    assert {"raw_transactions", "articles", "customers", "transactions", "popular_all_time", "popular_last_week",
+    graph = defs.resolve_asset_graph()
+    keys = {k.to_user_string() for k in graph.get_all_asset_keys()}
+    assert {"raw_transactions", "raw_images", "articles", "customers", "transactions", "popular_all_time", "popular_last_week",
             "repurchase_popular", "evaluation", "image_embeddings", "tfrecords", "two_tower_model", "two_tower_finetuned",
             "retrieval_candidates", "repurchase_candidates", "same_product_candidates", "popular_candidates",
             "age_popular_candidates", "bought_together_candidates", "als_candidates", "candidates", "ranker_features",
             "ranker_hparams", "ranker_model", "final"} <= keys
-    for asset in ("image_embeddings", "two_tower_model", "two_tower_finetuned", "retrieval_candidates"):
-        assert defs.get_assets_def(asset).op.pool == "gpu"
+    for asset in ("image_embeddings", "two_tower_model", "two_tower_finetuned", "retrieval_candidates", "ranker_hparams", "ranker_model"):
+        assert defs.get_assets_def(asset).op.pool == "gpu", asset
     assert defs.get_assets_def("ranker_features").op.pool is None
-    for job in ("tables_job", "images_job", "retrieval_job", "weekly_job"):
+    for key in graph.get_all_asset_keys():
+        node = graph.get(key)
+        if node.is_materializable:
+            assert node.automation_condition is not None, key
+            assert node.description and "``" not in node.description and "\n" not in node.description.strip(), key
+    checks = {(k.asset_key.to_user_string(), k.name) for k in graph.asset_check_keys}
+    assert {("final", "one_row_per_customer_12_known_articles"), ("transactions", "keys_unique_and_joinable"),
+            ("als_candidates", "candidate_contract"), ("retrieval_candidates", "recall_at_least_last_week_popular"),
+            ("evaluation", "final_at_least_best_heuristic")} <= checks
+    for job in ("tables_job", "week_job", "ranking_job"):
         defs.resolve_job_def(job)
-    assert defs.get_schedule_def("weekly_retraining").cron_schedule == "0 6 * * 3"
-    weeks = defs.get_assets_def("evaluation").partitions_def
-    last = tiny_world.tables / "transactions.parquet"
-    import polars as pl
-
-    assert weeks.get_last_partition_key() > str(pl.read_parquet(last)["t_dat"].max())
+    assert defs.get_schedule_def("weekly_retraining").default_status == dg.DefaultScheduleStatus.RUNNING
+    for sensor in ("rebuild_what_changed", "raw_files"):
+        assert defs.get_sensor_def(sensor).default_status == dg.DefaultSensorStatus.RUNNING
+    weeks = defs.get_assets_def("ranker_features").partitions_def
+    ranking = defs.get_assets_def("final").partitions_def
+    last = pl.read_parquet(tiny_world.tables / "transactions.parquet")["t_dat"].max()
+    assert weeks.get_last_partition_key() == ranking.get_last_partition_key() > str(last)
+    assert ranking.get_first_partition_key() == weeks.get_partition_keys()[2]  # two training weeks first
 
 
 def test_backtest_prints_map_and_writes_reports(backtested):
@@ -113,15 +109,19 @@ def test_rerun_skips_what_is_up_to_date_and_reruns_what_was_reconfigured(backtes
     out = cli(paths, "backtest", "--weeks", "1", "--config", FAST)
     assert out.returncode == 0, out.stderr[-3000:]
     assert run_count(paths) == runs, out.stdout  # nothing changed: no run at all
-    final = next(paths.root.glob("submissions/*/final.csv")).stat().st_mtime_ns
-    two_tower = next(paths.root.glob("submissions/*/two_tower.csv")).stat().st_mtime_ns
+    assert "everything up to date" in out.stdout
+    finals = {p: p.stat().st_mtime_ns for p in paths.root.glob("submissions/*/final.csv")}
+    two_tower = {p: p.stat().st_mtime_ns for p in paths.root.glob("submissions/*/two_tower.csv")}
     changed = tmp_path / "more_trials.yaml"
     changed.write_text(Path(FAST).read_text().replace("n_trials: 2", "n_trials: 3"))
     out = cli(paths, "backtest", "--weeks", "1", "--config", str(changed))
     assert out.returncode == 0, out.stderr[-3000:]
-    assert run_count(paths) == runs + 1, out.stdout  # only the target week's ranking tail re-ran
-    assert next(paths.root.glob("submissions/*/final.csv")).stat().st_mtime_ns > final
-    assert next(paths.root.glob("submissions/*/two_tower.csv")).stat().st_mtime_ns == two_tower
+    # only the ranking tail of the two scored weeks (the newest labelled one and production) re-ran
+    assert run_count(paths) == runs + 2, out.stdout
+    assert all(p.stat().st_mtime_ns > t for p, t in finals.items())
+    assert all(p.stat().st_mtime_ns == t for p, t in two_tower.items())
+    out = cli(paths, "backtest", "--weeks", "1", "--config", FAST)  # back to the old value: re-runs again
+    assert out.returncode == 0 and run_count(paths) == runs + 4, out.stdout
 
 
 def test_predict_writes_the_production_week(backtested):

@@ -33,12 +33,13 @@ def rebuild(window_weeks: int, *, hold_failed: bool = True) -> dg.AutomationCond
     ``hold_failed``: a partition whose latest run failed waits for a change of its inputs or code
     instead of being retried on every tick (a bad raw file would otherwise fail every 30 seconds).
     """
-    wanted = AC.in_latest_time_window(_weeks(window_weeks)) & (AC.missing() | Unsynced())
+    broken = AC.any_checks_match(AC.check_failed(), blocking_only=True)
+    wanted = AC.in_latest_time_window(_weeks(window_weeks)) & (AC.missing() | Unsynced() | broken.with_label("blocking_check_failed"))
     inputs_ready = (
         ~AC.any_deps_missing()
         & ~AC.any_deps_in_progress()
         & ~AC.any_deps_match(Unsynced() & ~AC.will_be_requested()).with_label("any_deps_unsynced")
-        & AC.all_deps_blocking_checks_passed()
+        & ~AC.any_deps_match(broken & ~AC.will_be_requested()).with_label("any_dep_failed_a_blocking_check")
     )
     condition = wanted & inputs_ready & ~AC.in_progress()
     if hold_failed:

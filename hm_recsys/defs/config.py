@@ -18,6 +18,8 @@ import dagster as dg
 import pydantic
 from pydantic import Field
 
+from hm_recsys.buckets import DEFAULT_BUCKET_CUSTOMERS
+
 CONFIG_ENV = "HM_CONFIG"
 CONFIG_FILE = "config.yaml"
 
@@ -63,6 +65,13 @@ class RetrievalConfig(StrictConfig):
     k: int = Field(100, ge=12, le=1000)
 
 
+class BucketConfig(StrictConfig):
+    """Customers per bucket of the union and feature datasets: peak memory grows with it (about 700 bytes
+    per candidate row, benchmarks/bucketed_memory.py), the number of files shrinks."""
+
+    bucket_customers: int = Field(DEFAULT_BUCKET_CUSTOMERS, ge=1)
+
+
 class RankerTuningConfig(StrictConfig):
     n_trials: int = Field(20, ge=1)
     objective: Literal["YetiRank", "Logloss"] = "YetiRank"  # Logloss: a pointwise CatBoostClassifier, for comparison
@@ -76,6 +85,7 @@ ASSET_CONFIGS: dict[str, type[StrictConfig]] = {
     "tfrecords": TfRecordsConfig,
     "two_tower": TwoTowerSettings,
     "retrieval_candidates": RetrievalConfig,
+    "candidates": BucketConfig,
     "ranker_hparams": RankerTuningConfig,
 }
 

@@ -13,17 +13,18 @@ GPU_POOL_LIMIT = 1
 EXECUTOR = dg.multiprocess_executor.configured({"max_concurrent": 2})
 
 
+UNPARTITIONED = ["articles", "customers", "transactions", "image_embeddings"]
 RANKING = dg.AssetSelection.assets("ranker_hparams", "ranker_model", "final", "evaluation")
 
 
 def build_jobs(weeks: dg.PartitionsDefinition, ranking_weeks: dg.PartitionsDefinition) -> list:
     """Jobs share one partitions definition each: ``week_job`` the target weeks, ``ranking_job`` the
     ranking weeks (which start once the ranker has its training weeks)."""
-    per_week = dg.AssetSelection.all() - dg.AssetSelection.groups("raw", "tables") - dg.AssetSelection.assets("image_embeddings")
+    per_week = dg.AssetSelection.all() - dg.AssetSelection.groups("raw") - dg.AssetSelection.assets(*UNPARTITIONED)
     return [
         dg.define_asset_job(
             "tables_job",
-            selection=dg.AssetSelection.groups("tables") | dg.AssetSelection.assets("image_embeddings"),
+            selection=dg.AssetSelection.assets(*UNPARTITIONED),
             description="Validate the raw files, (re)build the typed Parquet tables and the image embeddings.",
         ),
         dg.define_asset_job(

@@ -20,7 +20,6 @@ from pathlib import Path
 from typing import Iterator
 
 import dagster as dg
-import yaml
 
 from hm_recsys.paths import DATA_DIR_ENV, DataPaths
 

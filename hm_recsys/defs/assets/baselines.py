@@ -7,7 +7,7 @@ from hm_recsys.defs.resources import DataResource
 from hm_recsys.defs.versioning import code_version, data_version
 
 GROUP = "baselines"
-TABLES = ["articles", "customers", "transactions"]
+TABLES = ["history"]  # the transactions before the week, with the masters (see history.py)
 # Bump a baseline's entry when its logic changes: Dagster then shows it (and its dependants) unsynced.
 CODE_VERSIONS = {"popular_all_time": "1", "popular_last_week": "1", "repurchase_popular": "2"}
 

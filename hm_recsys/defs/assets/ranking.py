@@ -19,7 +19,7 @@ from hm_recsys.defs.resources import ComputeResource, DataResource, MlflowTracki
 from hm_recsys.defs.versioning import code_version, config_metadata, data_version, dict_hash
 
 GROUP = "ranking"
-TABLES = ["articles", "customers", "transactions"]
+TABLES = ["history"]  # the transactions before the week, with the masters (see history.py)
 FEATURES = "ranker_features"
 
 

@@ -15,7 +15,7 @@ from hm_recsys.defs.resources import ComputeResource, DataResource, MlflowTracki
 from hm_recsys.defs.versioning import code_version, config_metadata, data_version
 
 GROUP = "retrieval"
-TABLES = ["articles", "customers", "transactions"]
+TABLES = ["history"]  # the transactions before the week, with the masters (see history.py)
 
 
 def image_embeddings_path(data: DataResource):
