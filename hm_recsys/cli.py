@@ -151,7 +151,9 @@ def cmd_ui(args) -> int:
     _use_config(args, paths)
     launcher.instance_for(paths)  # writes <data>/dagster_home/dagster.yaml, sets DAGSTER_HOME, the gpu pool limit
     os.environ[URL_ENV] = f"http://127.0.0.1:{args.port}"
-    fd = launcher.folder_lock(paths, f"ui on port {args.port}").__enter__()
+    os.environ["PYTHONWARNINGS"] = "ignore:Function `dev_command` is superseded"  # `dg dev` is not in our pinned set
+    lock = launcher.folder_lock(paths, f"ui on port {args.port}")
+    fd = lock.__enter__()
     os.set_inheritable(fd, True)  # dagster dev keeps the folder locked until it exits
     dagster = str(Path(sys.executable).parent / "dagster")
     os.chdir(REPO_ROOT)
@@ -160,6 +162,12 @@ def cmd_ui(args) -> int:
 
 def main(argv: list[str] | None = None) -> int:
     os.environ.setdefault("TF_CPP_MIN_LOG_LEVEL", "3")  # TensorFlow's C++ start-up chatter, in every step process
+    import warnings
+
+    import dagster as dg
+
+    warnings.filterwarnings("ignore", category=dg.BetaWarning)
+    warnings.filterwarnings("ignore", category=dg.PreviewWarning)
     data_dir = argparse.ArgumentParser(add_help=False)
     data_dir.add_argument("--data-dir", default=argparse.SUPPRESS, help="data folder (default ./data or $HM_DATA_DIR)")
     parser = argparse.ArgumentParser(prog="hm-recsys", description=__doc__, parents=[data_dir])

@@ -230,6 +230,8 @@ def principal_components(vectors: np.ndarray, n_components: int) -> np.ndarray:
     """
     from sklearn.decomposition import PCA
 
+    if not vectors.any():  # no article has an image (a world without images): every coordinate is 0
+        return np.zeros((vectors.shape[0], n_components), dtype=np.float32)
     step = max(1, -(-vectors.shape[0] // PCA_FIT_ROWS))
     pca = PCA(n_components=n_components, random_state=0).fit(vectors[::step])
     axes = pca.components_

@@ -1,10 +1,13 @@
 """Ranking stage assets: candidate sources, their union, ranker features, Optuna-tuned CatBoost, final.
 
-The ranker for week W learns from weeks W-k..W-1, each a partition of the same ``ranker_features``
-asset built as of its own cutoff and labelled by its own purchases; nothing from W or later enters.
-That dependency is a partition mapping, so Dagster itself builds the training weeks first (automation
-and backfills order partitions by it), and the ranking assets start k weeks after the first target
-week so that every ranking partition has its training weeks.
+Frames that grow with customers x candidates (the union, the features) are customer-bucketed datasets
+written one bucket at a time (``hm_recsys.buckets``), so memory is bounded by the bucket size.
+
+The ranker for week W learns from weeks W-k..W-1: each week's ``candidates`` (as of its own cutoff),
+cut to that week's buyers plus sampled negatives, featurised as of that cutoff and labelled by its own
+purchases; nothing from W or later enters. That dependency is a partition mapping, so Dagster itself
+builds the training weeks first (automation and backfills order partitions by it), and the ranking
+assets start k weeks after the first target week so that every ranking partition has its training weeks.
 """
 
 import inspect
@@ -21,6 +24,7 @@ from hm_recsys.defs.versioning import code_version, config_metadata, data_versio
 GROUP = "ranking"
 TABLES = ["history"]  # the transactions before the week, with the masters (see history.py)
 FEATURES = "ranker_features"
+TRAINING_INPUT = "candidates"  # the ranker's training weeks are featurised from their candidates, buyers only
 
 
 class MissingUpstream(FileNotFoundError):
@@ -52,12 +56,18 @@ def _candidates_path(data: DataResource, key: str, name: str):
     return data.paths.week_dir("candidates", key) / f"{name}.parquet"
 
 
-def _read(path, asset: str, key: str):
-    import polars as pl
+def _union_dir(data: DataResource, key: str):
+    return data.paths.week_dir("candidates", key) / "union"
 
-    if not path.exists():
-        raise MissingUpstream(f"{asset} has no partition {key} ({path} is missing): materialize {asset} for {key} first")
-    return pl.read_parquet(path)
+
+def _features_dir(data: DataResource, key: str):
+    return data.paths.week_dir("features", key) / "ranker_features"
+
+
+def _item_vectors(data: DataResource):
+    from hm_recsys.defs.assets.retrieval import load_image_embeddings
+
+    return load_image_embeddings(data).sort("article_idx")["embedding"].to_numpy()
 
 
 def _source_asset(name: str, fn, weeks, automation) -> dg.AssetsDefinition:
@@ -88,78 +98,82 @@ def build(weeks: dg.PartitionsDefinition, ranking_weeks: dg.PartitionsDefinition
           upstream: dg.AutomationCondition, scored: dg.AutomationCondition) -> list:
     from hm_recsys.candidates import SOURCES
 
-    RankerTuningConfig = configs["ranker_hparams"]
+    RankerTuningConfig, BucketConfig = configs["ranker_hparams"], configs["candidates"]
     sources = [_source_asset(name, fn, weeks, upstream) for name, fn in SOURCES.items()]
     source_names = [*SOURCES, "two_tower"]
     training_weeks = dg.TimeWindowPartitionMapping(start_offset=-TRAIN_WEEKS, end_offset=-1)
 
     @dg.asset(
         partitions_def=weeks, deps=[*sources, "retrieval_candidates", *TABLES], group_name=GROUP,
-        code_version=code_version("1"), kinds={"polars", "parquet"}, automation_condition=upstream,
+        code_version=code_version("2", BucketConfig), kinds={"polars", "parquet"}, automation_condition=upstream,
         check_specs=[checks.spec("candidates", checks.CONTRACT, "One row per proposed (customer, article), both known; every row proposed by at least one source.")],
     )
-    def candidates(context: dg.AssetExecutionContext, data: DataResource) -> dg.MaterializeResult:
-        """Union of every source, each source's score and rank kept as ranker features; per-source recall in metadata."""
-        from hm_recsys import io
-        from hm_recsys.candidates import union_candidates
-        from hm_recsys.weeks import TargetWeek
+    def candidates(context: dg.AssetExecutionContext, config: BucketConfig, data: DataResource) -> dg.MaterializeResult:
+        """Union of every source, one customer bucket at a time; each source's score and rank kept as ranker features."""
+        from hm_recsys.candidates.union import write_union_buckets
+        from hm_recsys.weeks import TargetWeek, labels
 
         week = TargetWeek.from_key(context.partition_key)
         tables = data.tables()
-        frames = {n: _read(_candidates_path(data, week.key, n), f"{n}_candidates" if n in SOURCES else "retrieval_candidates", week.key)
-                  for n in source_names}
-        union = union_candidates(frames)
-        path = io.write_parquet(union, _candidates_path(data, week.key, "union"))
-        table = [{"source": n, **_source_metadata(f, tables, week)} for n, f in [*frames.items(), ("union", union)]]
-        meta = {"path": dg.MetadataValue.path(str(path)), "rows": union.height, "per_source": markdown_table(table)}
-        if "recall" in table[-1]:
-            meta["recall/union"] = table[-1]["recall"]
-        return dg.MaterializeResult(data_version=data_version(path), metadata=meta, check_results=[checks.check_union(union, tables)])
+        paths = {}
+        for n in source_names:
+            paths[n] = _candidates_path(data, week.key, n)
+            if not paths[n].exists():
+                asset = f"{n}_candidates" if n in SOURCES else "retrieval_candidates"
+                raise MissingUpstream(f"{asset} has no partition {week.key} ({paths[n]} is missing): materialize it first")
+        truth = labels(tables.transactions, week)
+        out = _union_dir(data, week.key)
+        info = write_union_buckets(paths, out, tables.n_customers, config.bucket_customers,
+                                   purchases=truth if truth.height else None)
+        table = [{"source": n, **stats} for n, stats in info["per_source"].items()]
+        meta = {"path": dg.MetadataValue.path(str(out)), "rows": info["rows"], "buckets": info["buckets"],
+                "bucket_customers": info["bucket_customers"], "per_source": markdown_table(table), **config_metadata(config)}
+        if "recall" in info["per_source"]["union"]:
+            meta["recall/union"] = info["per_source"]["union"]["recall"]
+        return dg.MaterializeResult(data_version=data_version(out), metadata=meta,
+                                    check_results=[checks.check_union_buckets(out, tables)])
 
     @dg.asset(
         partitions_def=weeks, deps=[candidates, "two_tower_finetuned", "image_embeddings", *TABLES], group_name=GROUP,
-        code_version=code_version("1"), kinds={"polars", "parquet"}, automation_condition=upstream,
+        code_version=code_version("2"), kinds={"polars", "parquet"}, automation_condition=scored,
     )
     def ranker_features(context: dg.AssetExecutionContext, data: DataResource) -> dg.MaterializeResult:
-        """User, article, cross, recency, embedding and source features for every candidate, as of the week's cutoff."""
-        from hm_recsys import io
-        from hm_recsys.defs.assets.retrieval import load_image_embeddings
-        from hm_recsys.ranking.features import build_features, feature_columns
+        """User, article, cross, recency, embedding and source features for every candidate, bucket by bucket, as of the week's cutoff."""
+        from hm_recsys.ranking.bucketed import write_feature_buckets
         from hm_recsys.weeks import TargetWeek
 
         week = TargetWeek.from_key(context.partition_key)
-        tables = data.tables()
-        union = _read(_candidates_path(data, week.key, "union"), "candidates", week.key)
-        item_vectors = load_image_embeddings(data).sort("article_idx")["embedding"].to_numpy()
-        frame = build_features(tables, week, union, item_vectors=item_vectors)
-        path = io.write_parquet(frame, data.paths.week_dir("features", week.key) / "ranker_features.parquet")
-        cols = feature_columns(frame)
+        union = _union_dir(data, week.key)
+        if not union.exists():
+            raise MissingUpstream(f"candidates has no partition {week.key} ({union} is missing): materialize it first")
+        out = _features_dir(data, week.key)
+        info = write_feature_buckets(data.tables(), week, union, out, item_vectors=_item_vectors(data))
         return dg.MaterializeResult(
-            data_version=data_version(path),
-            metadata={"path": dg.MetadataValue.path(str(path)), "rows": frame.height, "n_features": len(cols),
-                      "features": dg.MetadataValue.json(cols)},
+            data_version=data_version(out),
+            metadata={"path": dg.MetadataValue.path(str(out)), "rows": info["rows"], "buckets": info["buckets"],
+                      "n_features": info["n_features"], "features": dg.MetadataValue.json(info["features"])},
         )
 
-    def _training_frames(context: dg.AssetExecutionContext, data: DataResource):
-        """Labelled feature frames of the training weeks (the partition mapping's keys), oldest first."""
-        import polars as pl
-
-        from hm_recsys.ranking.labels import attach_labels
-        from hm_recsys.weeks import TargetWeek, labels
+    def _training_frames(context: dg.AssetExecutionContext, data: DataResource, negatives: int, seed: int,
+                         validate_on_newest: bool = False):
+        """Labelled rows of the training weeks (the partition mapping's keys), oldest first: each week's buyers
+        with every positive and ``negatives`` sampled negatives, featurised as of that week's own cutoff.
+        ``validate_on_newest`` keeps all candidates of every buyer of the newest week, as tuning scores it."""
+        from hm_recsys.ranking.bucketed import training_rows
+        from hm_recsys.weeks import TargetWeek
 
         tables = data.tables()
-        keys = sorted(context.asset_partition_keys_for_input(FEATURES))
+        keys = sorted(context.asset_partition_keys_for_input(TRAINING_INPUT))
+        vectors = _item_vectors(data)
         frames = []
         for key in keys:
-            path = data.paths.week_dir("features", key) / "ranker_features.parquet"
-            if not path.exists():
-                raise MissingUpstream(f"training week {key} of {context.partition_key}: {FEATURES} has no partition {key}; "
-                                      f"materialize {FEATURES} for {key} first (a backfill from {key} builds it)")
-            week = TargetWeek.from_key(key)
-            # Only that week's buyers form ranking groups with a positive: read just their rows.
-            buyers = labels(tables.transactions, week).select(pl.col("customer_idx").cast(pl.Int32)).unique()
-            rows = pl.scan_parquet(path).join(buyers.lazy(), on="customer_idx", how="semi").collect()
-            frames.append(attach_labels(rows, tables, week))
+            union = _union_dir(data, key)
+            if not union.exists():
+                raise MissingUpstream(f"training week {key} of {context.partition_key}: {TRAINING_INPUT} has no partition {key}; "
+                                      f"materialize {TRAINING_INPUT} for {key} first (a backfill from {key} builds it)")
+            full = validate_on_newest and key == keys[-1]
+            frames.append(training_rows(tables, TargetWeek.from_key(key), union, vectors, seed=seed,
+                                        negatives_per_buyer=None if full else negatives, drop_buyers_without_positive=not full))
         return tables, keys, frames
 
     def _task_type(compute: ComputeResource) -> str:
@@ -168,8 +182,8 @@ def build(weeks: dg.PartitionsDefinition, ranking_weeks: dg.PartitionsDefinition
     ranking = dict(partitions_def=ranking_weeks, group_name=GROUP, automation_condition=scored)
 
     @dg.asset(
-        code_version=code_version("1", RankerTuningConfig), kinds={"catboost", "optuna"}, pool=GPU_POOL,
-        deps=[dg.AssetDep(ranker_features, partition_mapping=training_weeks), *TABLES], **ranking,
+        code_version=code_version("2", RankerTuningConfig), kinds={"catboost", "optuna"}, pool=GPU_POOL,
+        deps=[dg.AssetDep(candidates, partition_mapping=training_weeks), *TABLES], **ranking,
     )
     def ranker_hparams(context: dg.AssetExecutionContext, config: RankerTuningConfig, data: DataResource,
                        compute: ComputeResource, mlflow: MlflowTracking) -> dg.MaterializeResult:
@@ -180,7 +194,7 @@ def build(weeks: dg.PartitionsDefinition, ranking_weeks: dg.PartitionsDefinition
         from hm_recsys.ranking.tuning import tune_ranker
         from hm_recsys.weeks import TargetWeek, labels
 
-        tables, keys, frames = _training_frames(context, data)
+        tables, keys, frames = _training_frames(context, data, config.negatives_per_group, config.seed, validate_on_newest=True)
         with mlflow.run(context) as run_id:
             def log_trial(study, trial):
                 mlf.log_metric("tuning_map12", trial.value if trial.value is not None else float("nan"), step=trial.number)
@@ -193,7 +207,7 @@ def build(weeks: dg.PartitionsDefinition, ranking_weeks: dg.PartitionsDefinition
             mlf.log_metric("tuning_best_map12", result.best_map)
             mlf.log_text(result.trials.write_csv(), f"ranker_hparams/{context.partition_key}/trials.csv")
         path = io.write_json({"objective": config.objective, "params": result.best_params, "best_map12": result.best_map,
-                              "negatives_per_group": config.negatives_per_group, "training_weeks": keys},
+                              "negatives_per_group": config.negatives_per_group, "seed": config.seed, "training_weeks": keys},
                              data.paths.week_dir("models", context.partition_key) / "ranker_hparams.json")
         return dg.MaterializeResult(
             data_version=data_version(path),
@@ -203,8 +217,8 @@ def build(weeks: dg.PartitionsDefinition, ranking_weeks: dg.PartitionsDefinition
         )
 
     @dg.asset(
-        code_version=code_version("1"), kinds={"catboost", "mlflow"}, pool=GPU_POOL,
-        deps=[ranker_hparams, dg.AssetDep(ranker_features, partition_mapping=training_weeks), *TABLES], **ranking,
+        code_version=code_version("2"), kinds={"catboost", "mlflow"}, pool=GPU_POOL,
+        deps=[ranker_hparams, dg.AssetDep(candidates, partition_mapping=training_weeks), *TABLES], **ranking,
     )
     def ranker_model(context: dg.AssetExecutionContext, data: DataResource, compute: ComputeResource,
                      mlflow: MlflowTracking) -> dg.MaterializeResult:
@@ -222,7 +236,7 @@ def build(weeks: dg.PartitionsDefinition, ranking_weeks: dg.PartitionsDefinition
 
         models = data.paths.week_dir("models", context.partition_key)
         hp = json.loads((models / "ranker_hparams.json").read_text())
-        tables, keys, frames = _training_frames(context, data)
+        tables, keys, frames = _training_frames(context, data, hp["negatives_per_group"], hp.get("seed", 0))
         train = training_set(frames, negatives_per_group=hp["negatives_per_group"])
         model = train_ranker(train, hp["params"], objective=hp["objective"], task_type=_task_type(compute))
         path = save_model(model, models / "ranker.cbm")
@@ -243,19 +257,24 @@ def build(weeks: dg.PartitionsDefinition, ranking_weeks: dg.PartitionsDefinition
         )
 
     @dg.asset(
-        code_version=code_version("1"), kinds={"catboost", "csv"}, deps=[ranker_model, ranker_features, *TABLES],
+        code_version=code_version("2"), kinds={"catboost", "csv"}, deps=[ranker_model, ranker_features, *TABLES],
         check_specs=[checks.submission_spec("final")], **ranking,
     )
     def final(context: dg.AssetExecutionContext, data: DataResource) -> dg.MaterializeResult:
         """Ranker top-12 per customer with popular fill: the Kaggle submission final.csv."""
+        from hm_recsys.baselines import popular_articles
         from hm_recsys.defs.assets.baselines import write_recommender_submission
-        from hm_recsys.metrics import K
-        from hm_recsys.ranking.ranker import load_model, score, top_k
+        from hm_recsys.ranking.bucketed import recommend_from_buckets
+        from hm_recsys.ranking.ranker import load_model
+        from hm_recsys.weeks import TargetWeek
 
         key = context.partition_key
+        tables = data.tables()
+        features = _features_dir(data, key)
+        if not features.exists():
+            raise MissingUpstream(f"{FEATURES} has no partition {key} ({features} is missing): materialize it first")
         model = load_model(data.paths.week_dir("models", key) / "ranker.cbm")
-        features = _read(data.paths.week_dir("features", key) / "ranker_features.parquet", FEATURES, key)
-        recs = top_k(score(model, features), K)
-        return write_recommender_submission(data, key, "final", recs, data.tables())
+        recs = recommend_from_buckets(model, features, popular_articles(tables, TargetWeek.from_key(key)), tables.n_customers)
+        return write_recommender_submission(data, key, "final", recs, tables)
 
     return [*sources, candidates, ranker_features, ranker_hparams, ranker_model, final]

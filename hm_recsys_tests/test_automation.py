@@ -1,0 +1,101 @@
+"""The automation condition every asset uses (defs/automation.py) and the one module that reaches into
+Dagster internals for it (defs/staleness.py): pinned on a toy graph, in process."""
+
+import dagster as dg
+import pytest
+
+from hm_recsys.defs.automation import rebuild
+from hm_recsys.defs.staleness import Unsynced
+
+WEEKS = dg.WeeklyPartitionsDefinition(start_date="2020-08-05", end_date="2020-09-30", day_offset=3)
+
+
+def toy_defs(b_version: str = "1", window: int = 2) -> dg.Definitions:
+    condition = rebuild(window, hold_failed=False)
+
+    @dg.observable_source_asset(name="src")
+    def src():
+        return dg.DataVersion("unused")
+
+    @dg.asset(deps=[src], code_version="1", automation_condition=condition)
+    def a():
+        return dg.MaterializeResult(data_version=dg.DataVersion(STATE["a"]))
+
+    @dg.asset(deps=[a], code_version=b_version, automation_condition=condition, partitions_def=WEEKS)
+    def b():
+        return dg.MaterializeResult(data_version=dg.DataVersion("b"))
+
+    return dg.Definitions(assets=[src, a, b])
+
+
+STATE = {"a": "a1"}  # what `a` writes; a test changes it to make a rebuild produce new bytes
+
+
+def requested(defs, instance) -> dict[str, set]:
+    result = dg.evaluate_automation_conditions(defs=defs, instance=instance)
+    return {k.to_user_string(): set(result.get_requested_partitions(k)) for k in [dg.AssetKey("a"), dg.AssetKey("b")]
+            if result.get_requested_partitions(k)}
+
+
+def observe(instance, version: str) -> None:
+    instance.report_runless_asset_event(dg.AssetObservation(asset_key="src", tags={"dagster/data_version": version}))
+
+
+def run(defs, instance, wanted: dict[str, set]) -> None:
+    if "a" in wanted:
+        assert dg.materialize([*defs.assets], selection=["a"], instance=instance).success
+    for key in sorted(wanted.get("b", ())):
+        assert dg.materialize([*defs.assets], selection=["b"], partition_key=key, instance=instance).success
+
+
+@pytest.fixture
+def instance():
+    STATE["a"] = "a1"
+    with dg.instance_for_test() as inst:
+        yield inst
+
+
+def test_missing_then_synced_then_unsynced_by_data_then_by_code(instance):
+    defs = toy_defs()
+    observe(instance, "v1")
+    # missing: first the unpartitioned asset (b waits: its input is missing and cannot share a run with it) ...
+    assert requested(defs, instance) == {"a": {None}}
+    run(defs, instance, {"a": {None}})
+    # ... then only the newest 2 weekly partitions of b (the window)
+    assert requested(defs, instance) == {"b": {"2020-09-16", "2020-09-23"}}
+    run(defs, instance, {"b": {"2020-09-16", "2020-09-23"}})
+    assert requested(defs, instance) == {}  # nothing changed: nothing to do
+
+    observe(instance, "v2")  # a raw input changed content
+    assert requested(defs, instance) == {"a": {None}}  # b waits for its unsynced input
+    run(defs, instance, {"a": {None}})  # a rebuilds to the same bytes (STATE unchanged)
+    assert requested(defs, instance) == {}  # same data version: b stays in sync
+
+    observe(instance, "v3")
+    STATE["a"] = "a2"  # this time a's output changes ...
+    run(defs, instance, requested(defs, instance))
+    assert requested(defs, instance) == {"b": {"2020-09-16", "2020-09-23"}}  # ... so b is out of sync
+    run(defs, instance, {"b": {"2020-09-16", "2020-09-23"}})
+
+    recoded = toy_defs(b_version="2")  # b's logic (or config) changed
+    assert requested(recoded, instance) == {"b": {"2020-09-16", "2020-09-23"}}
+
+
+def test_unsynced_is_state_not_an_event(instance):
+    """Missed ticks do not matter: a fresh evaluation (no cursor) still sees what is out of sync."""
+    defs = toy_defs()
+    observe(instance, "v1")
+    run(defs, instance, requested(defs, instance))
+    run(defs, instance, requested(defs, instance))
+    observe(instance, "v2")
+    observe(instance, "v3")
+    for _ in range(2):  # however often asked, until rebuilt
+        assert "a" in requested(defs, instance)
+    assert Unsynced().name == "unsynced"
+
+
+def test_a_wider_window_takes_older_partitions(instance):
+    defs = toy_defs(window=4)
+    observe(instance, "v1")
+    run(defs, instance, requested(defs, instance))
+    assert requested(defs, instance)["b"] == {"2020-09-02", "2020-09-09", "2020-09-16", "2020-09-23"}
