@@ -60,11 +60,16 @@ def embeddings_frame(key: str, ids: np.ndarray, vectors: np.ndarray) -> pl.DataF
     )
 
 
-def export_embeddings(model_dir: str | os.PathLike, tfrecords_dir: str | os.PathLike) -> tuple[pl.DataFrame, pl.DataFrame]:
-    """``(customer vectors, article vectors)`` of a saved model, every customer / article as of the cutoff."""
+def export_embeddings(
+    model_dir: str | os.PathLike, tfrecords_dir: str | os.PathLike, image_embeddings: pl.DataFrame | None = None
+) -> tuple[pl.DataFrame, pl.DataFrame]:
+    """``(customer vectors, article vectors)`` of a saved model, every customer / article as of the cutoff.
+
+    ``image_embeddings``: the frame the model was trained with, when it uses images (see ``load_model``).
+    """
     from hm_recsys.retrieval.two_tower import load_model
 
-    model, _ = load_model(model_dir, tfrecords_dir)
+    model, _ = load_model(model_dir, tfrecords_dir, image_embeddings)
     users, items = tfr.load_serving_features(tfrecords_dir)
     return (
         embeddings_frame("customer_idx", users["customer_idx"].to_numpy(), user_embeddings(model, users)),
@@ -251,13 +256,20 @@ def top_k(
 
 
 def retrieve(
-    model_dir: str | os.PathLike, tfrecords_dir: str | os.PathLike, k: int = 100, device: str | None = None
+    model_dir: str | os.PathLike,
+    tfrecords_dir: str | os.PathLike,
+    k: int = 100,
+    device: str | None = None,
+    image_embeddings: pl.DataFrame | None = None,
 ) -> tuple[pl.DataFrame, dict]:
-    """Top-``k`` candidates of every customer for the model's target week, plus timings for metadata."""
+    """Top-``k`` candidates of every customer for the model's target week, plus timings for metadata.
+
+    ``image_embeddings``: the frame the model was trained with, when it uses images (see ``load_model``).
+    """
     from hm_recsys.retrieval.two_tower import load_model
 
     t0 = time.perf_counter()
-    model, meta = load_model(model_dir, tfrecords_dir)
+    model, meta = load_model(model_dir, tfrecords_dir, image_embeddings)
     users, items = tfr.load_serving_features(tfrecords_dir)
     u = user_embeddings(model, users)
     v = item_embeddings(model, items)

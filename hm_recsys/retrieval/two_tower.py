@@ -21,6 +21,7 @@ Results still differ between CPU and GPU and between TF builds (different kernel
 
 from __future__ import annotations
 
+import hashlib
 import json
 import os
 import time
@@ -121,7 +122,7 @@ def _keras_classes():
             ]
             self.image_table = None
             if image_shape is not None:
-                # the lookup is a weight so a saved model carries the exact image features it was trained with
+                # a variable so it is placed on the device once; a fixed input, so checkpoints leave it out
                 self.image_table = self.add_weight(
                     name="image_table", shape=image_shape, dtype=tf.float32, initializer="zeros", trainable=False
                 )
@@ -269,7 +270,25 @@ def _fit(model, tfrecords_dir, window: str, config: TwoTowerConfig, epochs: int,
     }
 
 
-def _save(model, out_dir, config: TwoTowerConfig, manifest: dict, history: list[dict], tfrecords_dir) -> Path:
+def _fingerprint(images: np.ndarray) -> str:
+    return hashlib.blake2b(np.ascontiguousarray(images, dtype=np.float32).data, digest_size=16).hexdigest()
+
+
+def _checkpoint(tower):
+    """A checkpoint of the tower's weights except the image table.
+
+    Why: the table (105k x 2049 float32 = 0.86 GB at full scale) is a fixed input, identical for every
+    week and never trained; saving it made each checkpoint ~0.86 GB. It is re-attached at load from the
+    image embeddings (``load_model(..., image_embeddings=...)``), checked against the fingerprint in
+    ``model.json`` so a model never silently serves with other image features than it was trained with.
+    """
+    tf, _ = tf_env.tensorflow()
+    table = getattr(tower, "image_table", None)
+    return tf.train.Checkpoint(weights=[w for w in tower.weights if w is not table])
+
+
+def _save(model, out_dir, config: TwoTowerConfig, manifest: dict, history: list[dict], tfrecords_dir,
+          image_fingerprint: str | None) -> Path:
     meta = {
         "config": asdict(config),
         "week": manifest["week"],
@@ -277,11 +296,12 @@ def _save(model, out_dir, config: TwoTowerConfig, manifest: dict, history: list[
         "n_customers": manifest["n_customers"],
         "n_articles": manifest["n_articles"],
         "image_shape": list(model.item_tower.image_table.shape) if model.item_tower.image_table is not None else None,
+        "image_fingerprint": image_fingerprint,
     }
     with io.atomic_path(out_dir) as tmp:
         tmp.mkdir()
-        model.user_tower.save_weights(str(tmp / USER_WEIGHTS))
-        model.item_tower.save_weights(str(tmp / ITEM_WEIGHTS))
+        _checkpoint(model.user_tower).write(str(tmp / USER_WEIGHTS))
+        _checkpoint(model.item_tower).write(str(tmp / ITEM_WEIGHTS))
         (tmp / MODEL_META).write_text(json.dumps(meta, indent=2, sort_keys=True) + "\n")
         (tmp / HISTORY).write_text(json.dumps(history, indent=2) + "\n")
     return Path(out_dir)
@@ -304,7 +324,7 @@ def train(
     images = image_matrix(image_embeddings, manifest["n_articles"]) if config.use_images else None
     model = build_model(manifest, config, images)
     history = _fit(model, tfrecords_dir, "train", config, config.epochs, config.learning_rate)
-    _save(model, out_dir, config, manifest, [history], tfrecords_dir)
+    _save(model, out_dir, config, manifest, [history], tfrecords_dir, _fingerprint(images) if images is not None else None)
     return history
 
 
@@ -313,12 +333,14 @@ def finetune(
     model_dir: str | os.PathLike,
     out_dir: str | os.PathLike,
     config: TwoTowerConfig | None = None,
+    image_embeddings: pl.DataFrame | None = None,
 ) -> dict:
     """Continue from the weights in ``model_dir`` on the last-30-day window with the fine-tune rate and epochs.
 
-    ``config`` defaults to the trained model's; its architecture fields must match it.
+    ``config`` defaults to the trained model's; its architecture fields must match it. ``image_embeddings``:
+    the frame the model was trained with (required when it uses images; checkpoints do not hold it).
     """
-    model, meta = load_model(model_dir, tfrecords_dir)
+    model, meta = load_model(model_dir, tfrecords_dir, image_embeddings)
     trained_cfg = TwoTowerConfig.from_dict(meta["config"])
     config = config or trained_cfg
     arch = ("output_dim", "user_id_dim", "item_id_dim", "product_dim", "categorical_dim", "image_dim", "hidden_dim", "use_images")
@@ -329,12 +351,20 @@ def finetune(
     manifest = tfr.load_manifest(tfrecords_dir)
     history = _fit(model, tfrecords_dir, "finetune", config, config.finetune_epochs, config.finetune_learning_rate)
     previous = json.loads((Path(model_dir) / HISTORY).read_text())
-    _save(model, out_dir, config, manifest, previous + [history], tfrecords_dir)
+    _save(model, out_dir, config, manifest, previous + [history], tfrecords_dir, meta.get("image_fingerprint"))
     return history
 
 
-def load_model(model_dir: str | os.PathLike, tfrecords_dir: str | os.PathLike | None = None):
-    """``(model, meta)`` restored from ``model_dir``; vocabularies come from the TFRecords it was trained on."""
+def load_model(
+    model_dir: str | os.PathLike,
+    tfrecords_dir: str | os.PathLike | None = None,
+    image_embeddings: pl.DataFrame | None = None,
+):
+    """``(model, meta)`` restored from ``model_dir``; vocabularies come from the TFRecords it was trained on.
+
+    A model that uses images needs ``image_embeddings``, the same frame it was trained with (checked by
+    fingerprint): the checkpoint holds only the weights (see ``_checkpoint``).
+    """
     model_dir = Path(model_dir)
     meta_path = model_dir / MODEL_META
     if not meta_path.is_file():
@@ -347,14 +377,18 @@ def load_model(model_dir: str | os.PathLike, tfrecords_dir: str | os.PathLike | 
             f"model {model_dir} was trained for week {meta['week']} ({meta['n_articles']} articles); "
             f"the TFRecords are for week {manifest['week']} ({manifest['n_articles']} articles)"
         )
-    UserTower, ItemTower, TwoTowerModel = _keras_classes()
-    image_shape = tuple(meta["image_shape"]) if meta["image_shape"] else None
-    user = UserTower(manifest["vocab_sizes"], config)
-    item = ItemTower(manifest["vocab_sizes"], config, _categoricals(manifest), image_shape)
-    model = TwoTowerModel(user, item, config)
-    _build(model, manifest)
-    user.load_weights(str(model_dir / USER_WEIGHTS)).assert_existing_objects_matched()
-    item.load_weights(str(model_dir / ITEM_WEIGHTS)).assert_existing_objects_matched()
+    images = None
+    if meta["image_shape"]:
+        if image_embeddings is None:
+            raise ValueError(f"model {model_dir} uses image features: pass the image embeddings frame it was "
+                             "trained with (image_embeddings=...); checkpoints do not store the image table")
+        images = image_matrix(image_embeddings, manifest["n_articles"])
+        if _fingerprint(images) != meta["image_fingerprint"]:
+            raise ValueError(f"model {model_dir} was trained with other image embeddings than the ones given "
+                             "(fingerprint differs): retrain it, or pass the embeddings it was trained with")
+    model = build_model(manifest, config, images)
+    _checkpoint(model.user_tower).read(str(model_dir / USER_WEIGHTS)).assert_consumed()
+    _checkpoint(model.item_tower).read(str(model_dir / ITEM_WEIGHTS)).assert_consumed()
     return model, meta
 
 
