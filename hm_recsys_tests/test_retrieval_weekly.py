@@ -50,6 +50,8 @@ def test_consecutive_weeks_share_51_of_52_shards(weekly):
     assert set(after) - set(written_before) == {PREVIOUS.key}  # the one new week
     assert all(after[w] == t for w, t in written_before.items())  # older shards not rewritten
     assert second["vocab_sizes"] == first["vocab_sizes"] == tfr.static_vocab_sizes(tables)
+    with pytest.raises(ValueError, match="delete them to rewrite"):  # shards of another seed are not reused
+        tfr.write_weekly_window(tables, TARGET, root / "shards", root / "other", seed=1)
 
 
 def test_shard_round_trip_and_point_in_time_user_features(weekly):

@@ -449,15 +449,17 @@ def write_weekly_window(tables: Tables, week: TargetWeek, shards_root: str | os.
         raise ValueError(f"finetune_weeks {finetune_weeks} > train_weeks {train_weeks}")
     shards_root = Path(shards_root).resolve()
     weeks = [week.shift(-i) for i in range(train_weeks, 0, -1)]
+    vocab = static_vocab_sizes(tables)
+    wanted = (vocab, asdict(params), seed, compression)
+    existing = [json.loads(p.read_text()) for w in weeks if (p := shards_root / w.key / SHARD_META).is_file()]
+    stale = [m["week"] for m in existing if (m["vocab_sizes"], m["feature_params"], m["seed"], m["compression"]) != wanted]
+    if stale:
+        raise ValueError(f"week shards {stale} under {shards_root} were written with other master tables, feature "
+                         "params, seed or compression: delete them to rewrite")
     metas = [write_week_shard(tables, w, shards_root, n_shards, seed, params, compression) for w in weeks]
     specs = {json.dumps(m["feature_spec"], sort_keys=True) for m in metas if m["feature_spec"]}
     if len(specs) != 1:
         raise ValueError(f"week shards under {shards_root} disagree on (or lack) the feature spec: rewrite them")
-    vocab = static_vocab_sizes(tables)
-    stale = [m["week"] for m in metas if m["vocab_sizes"] != vocab or m["feature_params"] != asdict(params)]
-    if stale:
-        raise ValueError(f"week shards {stale} under {shards_root} were written with other master tables or "
-                         "feature params: delete them to rewrite")
     users = tfeat.user_features(tables, week, params)
     items = tfeat.item_features(tables, week, params)
     keys = _serving_keys(tables, week, params)
