@@ -6,7 +6,7 @@ import numpy as np
 import polars as pl
 import pytest
 
-from hm_recsys.retrieval import brute_force
+from hm_recsys.retrieval import brute_force, tf_env
 
 
 def naive_top_k(users: np.ndarray, items: np.ndarray, k: int) -> pl.DataFrame:
@@ -55,3 +55,58 @@ def test_k_larger_than_catalogue_and_bad_shapes():
         brute_force.top_k(users, np.ones((4, 3), dtype=np.float32))
     with pytest.raises(ValueError, match="non-finite"):
         brute_force.top_k(np.full((1, 2), np.nan, dtype=np.float32), np.eye(2, dtype=np.float32))
+
+
+def _scores(kind: str, n_rows: int, n_cols: int):
+    torch = tf_env.torch()
+    rng = np.random.default_rng(7)
+    if kind == "gaussian":
+        return torch.from_numpy(rng.standard_normal((n_rows, n_cols), dtype=np.float32))
+    if kind == "integers":  # few distinct values: ties everywhere, also at every cut
+        return torch.from_numpy(rng.integers(-40, 40, (n_rows, n_cols)).astype(np.float32))
+    # duplicated columns: identical articles score identically for every customer
+    base = rng.standard_normal((n_rows, n_cols), dtype=np.float32)
+    base[:, 1::3] = base[:, 0::3][:, : base[:, 1::3].shape[1]]
+    return torch.from_numpy(base)
+
+
+@pytest.mark.parametrize("kind", ["gaussian", "integers", "duplicates"])
+@pytest.mark.parametrize("k,n_cols", [(100, 60_001), (7, 3_000), (1, 1_000)])
+def test_grouped_selection_equals_full_deterministic_topk(kind, k, n_cols, monkeypatch):
+    """The shortlist gives exactly the full sort's answer (same scores: no float slack), ties included."""
+    torch = tf_env.torch()
+    scores = _scores(kind, 48, n_cols)
+    want_vals, want_idx = brute_force._deterministic_topk(torch, scores, k)
+    full_rows = []
+    real = brute_force._deterministic_topk
+
+    def spy(torch_, s, k_):
+        if s.shape[1] == n_cols:
+            full_rows.append(s.shape[0])
+        return real(torch_, s, k_)
+
+    monkeypatch.setattr(brute_force, "_deterministic_topk", spy)
+    padded = torch.cat([scores, torch.zeros((48, (-n_cols) % brute_force.GROUP))], dim=1)
+    got_vals, got_idx = brute_force._grouped_topk(torch, padded, k, n_cols)
+    assert torch.equal(got_idx, want_idx) and torch.equal(got_vals, want_vals)
+    if kind == "gaussian":  # no ties: the shortlist answers every row, no full-row fallback
+        assert full_rows == []
+    if kind == "integers":  # ties at the group cut: the fallback runs, and is still exact
+        assert sum(full_rows) > 0
+
+
+def test_catalogue_scale_many_batches_and_workers():
+    """Full pipeline on a catalogue large enough for two shortlist levels, many batches over the workers."""
+    torch = tf_env.torch()
+    rng = np.random.default_rng(3)
+    users = rng.standard_normal((90, 16)).astype(np.float32)
+    items = rng.standard_normal((9_000, 16)).astype(np.float32)
+    items[5000:5010] = items[17]  # identical articles: tied scores for every customer
+    users[3] = 0.0  # every score 0: the whole catalogue ties, answer is articles 0..99
+    threads = torch.get_num_threads()
+    got = brute_force.top_k(users, items, k=100, max_batch_bytes=4 * 9_008 * 7)
+    assert torch.get_num_threads() == threads
+    want = naive_top_k(users, items, 100)
+    np.testing.assert_array_equal(got["article_idx"].to_numpy(), want["article_idx"].to_numpy())
+    np.testing.assert_allclose(got["score"].to_numpy(), want["score"].to_numpy(), rtol=1e-5, atol=1e-5)
+    assert got.filter(pl.col("customer_idx") == 3)["article_idx"].to_list() == list(range(100))

@@ -14,7 +14,7 @@ from hm_recsys.retrieval import tf_env
 
 tf_env.tensorflow()
 
-from hm_recsys.retrieval import brute_force, cold_start, tfrecords, two_tower  # noqa: E402
+from hm_recsys.retrieval import brute_force, cold_start, tfrecords, tower_features, two_tower  # noqa: E402
 from hm_recsys.retrieval.image_embeddings import EMBEDDING_DIM  # noqa: E402
 from hm_recsys_tests.leakage import perturb_future  # noqa: E402
 from hm_recsys_tests.test_retrieval_tfrecords import TARGET  # noqa: E402
@@ -56,13 +56,12 @@ def test_loss_decreases(world):
 
 
 def test_finetune_starts_from_trained_weights(world):
-    _, _, root = world
-    trained, _ = two_tower.load_model(root / "trained", root / "tfr")
-    # the image lookup is restored with the model, so serving sees the features it was trained with
+    _, images, root = world
+    trained, _ = two_tower.load_model(root / "trained", root / "tfr", images)
     assert np.abs(trained.item_tower.image_table.numpy()).sum() > 0
-    history = two_tower.finetune(root / "tfr", root / "trained", root / "finetuned")
+    history = two_tower.finetune(root / "tfr", root / "trained", root / "finetuned", image_embeddings=images)
     assert history["window"] == "finetune" and len(history["loss"]) == CFG.finetune_epochs
-    tuned, meta = two_tower.load_model(root / "finetuned", root / "tfr")
+    tuned, meta = two_tower.load_model(root / "finetuned", root / "tfr", images)
     before, after = two_tower.weights_of(trained), two_tower.weights_of(tuned)
     assert len(before) == len(after)
     assert any(not np.array_equal(a, b) for a, b in zip(before, after))
@@ -71,7 +70,7 @@ def test_finetune_starts_from_trained_weights(world):
     assert np.abs(after[head] - before[head]).mean() < 0.5 * np.abs(before[head]).mean()
     assert [h["window"] for h in json.loads((root / "finetuned" / two_tower.HISTORY).read_text())] == ["train", "finetune"]
     with pytest.raises(ValueError, match="architecture"):
-        two_tower.finetune(root / "tfr", root / "trained", root / "x", dataclasses.replace(CFG, hidden_dim=16))
+        two_tower.finetune(root / "tfr", root / "trained", root / "x", dataclasses.replace(CFG, hidden_dim=16), images)
 
 
 def test_no_leakage_and_same_seed_same_weights(world, tmp_path):
@@ -81,23 +80,23 @@ def test_no_leakage_and_same_seed_same_weights(world, tmp_path):
     tfrecords.write_tfrecords(perturb_future(tables, TARGET), TARGET, tmp_path / "tfr", n_shards=2)
     two_tower.train(root / "tfr", tmp_path / "a", cfg, images)
     two_tower.train(tmp_path / "tfr", tmp_path / "b", cfg, images)
-    a, _ = two_tower.load_model(tmp_path / "a", root / "tfr")
-    b, _ = two_tower.load_model(tmp_path / "b", tmp_path / "tfr")
+    a, _ = two_tower.load_model(tmp_path / "a", root / "tfr", images)
+    b, _ = two_tower.load_model(tmp_path / "b", tmp_path / "tfr", images)
     for wa, wb in zip(two_tower.weights_of(a), two_tower.weights_of(b), strict=True):
         np.testing.assert_array_equal(wa, wb)
-    ca, _ = brute_force.retrieve(tmp_path / "a", root / "tfr", k=20)
-    cb, _ = brute_force.retrieve(tmp_path / "b", tmp_path / "tfr", k=20)
+    ca, _ = brute_force.retrieve(tmp_path / "a", root / "tfr", k=20, image_embeddings=images)
+    cb, _ = brute_force.retrieve(tmp_path / "b", tmp_path / "tfr", k=20, image_embeddings=images)
     assert ca.equals(cb)
 
 
 def test_candidates_and_exports(world):
-    tables, _, root = world
-    cands, info = brute_force.retrieve(root / "trained", root / "tfr", k=30)
+    tables, images, root = world
+    cands, info = brute_force.retrieve(root / "trained", root / "tfr", k=30, image_embeddings=images)
     assert cands.schema == pl.Schema(brute_force.CANDIDATE_SCHEMA)
     assert cands.height == tables.n_customers * 30 and info["n_articles"] == tables.n_articles
     per = cands.group_by("customer_idx").agg(d=pl.col("article_idx").n_unique(), r=pl.col("rank").max())
     assert per.height == tables.n_customers and (per["d"] == 30).all() and (per["r"] == 29).all()
-    users, items = brute_force.export_embeddings(root / "trained", root / "tfr")
+    users, items = brute_force.export_embeddings(root / "trained", root / "tfr", images)
     assert users.height == tables.n_customers and items.height == tables.n_articles
     u, v = users["embedding"].to_numpy(), items["embedding"].to_numpy()
     np.testing.assert_allclose(np.linalg.norm(u, axis=1), 1.0, rtol=1e-4)
@@ -110,9 +109,9 @@ def test_candidates_and_exports(world):
 
 
 def test_without_images_and_cold_start_measure(world, tmp_path):
-    tables, _, root = world
+    tables, images, root = world
     cfg = dataclasses.replace(CFG, epochs=2, finetune_epochs=1, use_images=False)
-    table = cold_start.ablation(tables, TARGET, root / "tfr", None, tmp_path, cfg, k=20,
+    table = cold_start.ablation(tables, TARGET, root / "tfr", images, tmp_path, cfg, k=20,
                                 with_images_model_dir=root / "trained")
     assert table["variant"].to_list() == ["with_images", "without_images"]
     assert ((table["recall_at_k"] >= 0) & (table["recall_at_k"] <= 1)).all()
@@ -120,3 +119,36 @@ def test_without_images_and_cold_start_measure(world, tmp_path):
     assert pairs.height > 0 and (table["n_cold_pairs"] == pairs.height).all()
     meta = json.loads((tmp_path / "without_images" / "finetuned" / two_tower.MODEL_META).read_text())
     assert meta["image_shape"] is None and meta["config"]["use_images"] is False
+
+
+def _weight_file_bytes(path) -> int:
+    return sum(f.stat().st_size for f in path.rglob("*") if f.is_file() and f.name != two_tower.MODEL_META)
+
+
+def test_checkpoint_leaves_out_image_table_and_reloads_exactly(world, tmp_path):
+    """The checkpoint holds the trained weights only: its size does not follow the image table, and the
+    reloaded towers (table re-attached from the frame) score exactly as the saved ones."""
+    tables, images, root = world
+    manifest = tfrecords.load_manifest(root / "tfr")
+    sizes, table_bytes = {}, {}
+    for copies in (1, 4):  # a 4x taller image table (and article count), same weights otherwise
+        n = copies * tables.n_articles
+        frame = pl.concat([images.with_columns(pl.col("article_idx") + tables.n_articles * c) for c in range(copies)])
+        model = two_tower.build_model(dict(manifest, n_articles=n), CFG, tower_features.image_matrix(frame, n))
+        two_tower._save(model, tmp_path / str(copies), CFG, manifest, [], root / "tfr", "fingerprint")
+        sizes[copies] = _weight_file_bytes(tmp_path / str(copies))
+        table_bytes[copies] = model.item_tower.image_table.numpy().nbytes
+    weight_bytes = sum(w.numpy().nbytes for w in model.user_tower.weights + model.item_tower.weights) - table_bytes[4]
+    assert sizes[1] == sizes[4] < weight_bytes + 64_000 < table_bytes[1]
+
+    matrix = tower_features.image_matrix(images, tables.n_articles)
+    before = two_tower.build_model(manifest, CFG, matrix)  # random init: every weight differs from a fresh build
+    two_tower._save(before, tmp_path / "m", CFG, manifest, [], root / "tfr", two_tower._fingerprint(matrix))
+    after, _ = two_tower.load_model(tmp_path / "m", root / "tfr", images)
+    users, items = tfrecords.load_serving_features(root / "tfr")
+    np.testing.assert_array_equal(brute_force.item_embeddings(before, items), brute_force.item_embeddings(after, items))
+    np.testing.assert_array_equal(brute_force.user_embeddings(before, users), brute_force.user_embeddings(after, users))
+    with pytest.raises(ValueError, match="image embeddings frame"):
+        two_tower.load_model(tmp_path / "m", root / "tfr")
+    with pytest.raises(ValueError, match="fingerprint"):
+        two_tower.load_model(tmp_path / "m", root / "tfr", images.with_columns(has_image=~pl.col("has_image")))

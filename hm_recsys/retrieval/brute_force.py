@@ -1,13 +1,14 @@
 """Exact top-k retrieval: every customer against every article by batched matrix products.
 
-Why exact: 1.37M x 105k scores is ~1.4e11 dot products of 32-d vectors, affordable in batches (see
-benchmarks/retrieval_full.py), so no approximate index and its recall loss are needed. Ties are broken
+Why exact: 1.37M x 105k scores is ~1.4e11 dot products of 32-d vectors (9.3 TFLOP), affordable in batches
+(benchmarks/topk_full_scale.py), so no approximate index and its recall loss are needed. Ties are broken
 deterministically (higher score first, then smaller ``article_idx``), so reruns give the same candidates.
 """
 
 from __future__ import annotations
 
 import os
+import threading
 import time
 
 import numpy as np
@@ -59,11 +60,16 @@ def embeddings_frame(key: str, ids: np.ndarray, vectors: np.ndarray) -> pl.DataF
     )
 
 
-def export_embeddings(model_dir: str | os.PathLike, tfrecords_dir: str | os.PathLike) -> tuple[pl.DataFrame, pl.DataFrame]:
-    """``(customer vectors, article vectors)`` of a saved model, every customer / article as of the cutoff."""
+def export_embeddings(
+    model_dir: str | os.PathLike, tfrecords_dir: str | os.PathLike, image_embeddings: pl.DataFrame | None = None
+) -> tuple[pl.DataFrame, pl.DataFrame]:
+    """``(customer vectors, article vectors)`` of a saved model, every customer / article as of the cutoff.
+
+    ``image_embeddings``: the frame the model was trained with, when it uses images (see ``load_model``).
+    """
     from hm_recsys.retrieval.two_tower import load_model
 
-    model, _ = load_model(model_dir, tfrecords_dir)
+    model, _ = load_model(model_dir, tfrecords_dir, image_embeddings)
     users, items = tfr.load_serving_features(tfrecords_dir)
     return (
         embeddings_frame("customer_idx", users["customer_idx"].to_numpy(), user_embeddings(model, users)),
@@ -100,6 +106,72 @@ def _deterministic_topk(torch, scores, k: int):
     return vals, idx
 
 
+# Group size of the shortlist. Cost per row ~ n / GROUP (group maxima, then their top-k, recursively)
+# + k * GROUP (the chosen groups' members); benchmarks/topk_full_scale.py measured 16 best for n = 105k.
+GROUP = 16
+
+
+def _sorted_survivors(torch, values, threshold, k: int, ordered: bool):
+    """Top-``k`` of each row's ``values >= threshold`` by value desc (ties: column asc if ``ordered``).
+
+    Every row must have >= k survivors.
+    Why: only ~k of the ``k * GROUP`` shortlisted scores reach the threshold, so compacting them first
+    and sorting ~k values is several times cheaper than ``topk`` over the whole shortlist.
+    """
+    n_rows = values.shape[0]
+    keep = values >= threshold
+    counts = keep.sum(dim=1)
+    width = int(counts.max())
+    rows, cols = torch.nonzero(keep, as_tuple=True)  # row-major: columns ascending within a row
+    starts = torch.cumsum(counts, 0) - counts
+    slot = torch.arange(len(rows), device=values.device) - starts[rows]
+    packed_vals = torch.full((n_rows, width), float("-inf"), dtype=values.dtype, device=values.device)
+    packed_cols = torch.zeros((n_rows, width), dtype=torch.int64, device=values.device)
+    packed_vals[rows, slot] = values[rows, cols]
+    packed_cols[rows, slot] = cols
+    vals, order = torch.sort(packed_vals, dim=1, descending=True, stable=ordered)  # stable: ties keep column order
+    return vals[:, :k], torch.gather(packed_cols, 1, order[:, :k])
+
+
+def _grouped_topk(torch, scores, k: int, n_valid: int | None = None, ordered: bool = True):
+    """Same result as ``_deterministic_topk(scores[:, :n_valid], k)``, touching most scores only once.
+
+    Why: ``torch.topk`` over 105k columns costs more than the matrix product that made them. Columns are
+    split into ``G`` strided groups (group ``j`` = columns ``j, j+G, j+2G, ...``, so the group maxima are a
+    vectorised max over ``GROUP`` contiguous slices). The k-th largest group maximum ``t`` is a lower bound
+    of the k-th largest score (k distinct columns reach it), so every score >= the true k-th lies in a group
+    whose maximum is >= ``t``: exactly the top-k groups, unless the (k+1)-th group maximum ties ``t`` (then
+    the row is redone in full). The top-k groups come from this same function on the ``[B, G]`` maxima;
+    their members are gathered in ascending column order and those >= ``t`` sorted, so ties still break to
+    the smaller column. ``scores``' padding columns (``n_valid`` onwards) are overwritten. ``ordered=False``
+    (the recursion) still returns the exact top-k values, sorted, but any of the tied columns.
+    """
+    n_rows, width = scores.shape
+    n = width if n_valid is None else n_valid
+    n_groups = -(-n // GROUP)
+    if n_groups <= 2 * (k + 1):  # too few groups for the shortlist to pay off
+        if ordered:
+            return _deterministic_topk(torch, scores[:, :n], k)
+        return torch.topk(scores[:, :n], k, dim=1, sorted=True)
+    padded = GROUP * n_groups
+    if width < padded:
+        scores = torch.nn.functional.pad(scores[:, :n], (0, padded - n), value=float("-inf"))
+    elif padded > n:
+        scores[:, n:padded] = float("-inf")  # group j's first member is column j < n: no group is all padding
+    strided = scores[:, :padded].view(n_rows, GROUP, n_groups)
+    group_max = strided.amax(dim=1)
+    gvals, groups = _grouped_topk(torch, group_max, k + 1, ordered=False)
+    chosen = torch.sort(groups[:, :k], dim=1).values if ordered else groups[:, :k].contiguous()
+    members = torch.gather(strided, 2, chosen.unsqueeze(1).expand(n_rows, GROUP, k)).reshape(n_rows, GROUP * k)
+    vals, pos = _sorted_survivors(torch, members, gvals[:, k - 1 : k], k, ordered)
+    offset = torch.arange(GROUP, device=scores.device, dtype=chosen.dtype) * n_groups
+    idx = torch.gather(chosen, 1, pos % k) + torch.gather(offset, 0, (pos // k).flatten()).view_as(pos)
+    redo = torch.nonzero(gvals[:, k] == gvals[:, k - 1]).flatten()
+    if len(redo):
+        vals[redo], idx[redo] = _deterministic_topk(torch, scores[redo, :n], k)
+    return vals, idx
+
+
 def top_k(
     user_vectors: np.ndarray,
     item_vectors: np.ndarray,
@@ -109,10 +181,11 @@ def top_k(
     device: str | None = None,
     max_batch_bytes: int | None = None,
 ) -> pl.DataFrame:
-    """Exact top-``k`` articles per customer by dot product; ``rank`` 0 = best, ties to the smaller article.
+    """Exact top-``k`` articles per customer by float32 dot product; ``rank`` 0 = best, ties to the smaller article.
 
     ``customer_idx`` / ``article_idx`` name the rows of the two matrices (default 0..n-1). Customers are
-    scored in batches whose score matrix stays under ``max_batch_bytes`` (512 MiB on CPU, 4 GiB on CUDA).
+    scored in batches whose score matrix stays under ``max_batch_bytes`` (16 MiB on CPU, 2 GiB on CUDA), one
+    worker thread per torch thread on CPU; the selection is ``_grouped_topk``.
     Returns ``customer_idx, article_idx, score, rank`` sorted by customer then rank.
     """
     torch = tf_env.torch()
@@ -128,21 +201,49 @@ def top_k(
     k = min(k, n_items)
     dev = tf_env.torch_device(device)
     if max_batch_bytes is None:
-        max_batch_bytes = (4 << 30) if dev.type == "cuda" else (512 << 20)
-    batch = max(1, int(max_batch_bytes // max(4 * n_items, 1)))
-    items_t = torch.from_numpy(np.ascontiguousarray(item_vectors.T)).to(dev)
+        max_batch_bytes = (2 << 30) if dev.type == "cuda" else (16 << 20)
+    # pad the catalogue to whole groups with zero vectors; _grouped_topk masks those columns to -inf
+    n_padded = GROUP * -(-n_items // GROUP)
+    batch = max(1, int(max_batch_bytes // (4 * n_padded)))
+    items_t = torch.zeros((item_vectors.shape[1], n_padded), dtype=torch.float32)
+    items_t[:, :n_items] = torch.from_numpy(item_vectors.T)
+    items_t = items_t.to(dev)
     out_cols = np.empty((n_users, k), dtype=np.int32)
     out_vals = np.empty((n_users, k), dtype=np.float32)
-    with torch.inference_mode():
-        scores = torch.empty((min(batch, n_users), n_items), dtype=torch.float32, device=dev)  # reused: no page faults
-        for start in range(0, n_users, batch):
-            end = min(start + batch, n_users)
-            users = torch.from_numpy(user_vectors[start:end]).to(dev)
-            block = scores[: end - start]
-            torch.mm(users, items_t, out=block)
-            vals, idx = _deterministic_topk(torch, block, k)
-            out_cols[start:end] = idx.cpu().numpy()
-            out_vals[start:end] = vals.cpu().numpy()
+    starts = iter(range(0, n_users, batch))
+    lock = threading.Lock()
+
+    def work() -> None:
+        with torch.inference_mode():
+            scores = torch.empty((min(batch, n_users), n_padded), dtype=torch.float32, device=dev)  # reused
+            while True:
+                with lock:
+                    start = next(starts, None)
+                if start is None:
+                    return
+                end = min(start + batch, n_users)
+                block = scores[: end - start]
+                torch.mm(torch.from_numpy(user_vectors[start:end]).to(dev), items_t, out=block)
+                vals, idx = _grouped_topk(torch, block, k, n_items)
+                out_cols[start:end] = idx.cpu().numpy()
+                out_vals[start:end] = vals.cpu().numpy()
+
+    # CPU: one single-threaded worker per core pulling batches. Why not intra-op threads: ~30 small ops per
+    # batch each end in an OpenMP barrier, and on a shared machine a descheduled thread stalls every barrier
+    # (measured 25x slower under load); whole batches per worker only lose the busy core's share.
+    workers = 1 if dev.type == "cuda" else max(1, min(torch.get_num_threads(), -(-n_users // batch)))
+    threads_before = torch.get_num_threads()
+    if workers > 1:
+        torch.set_num_threads(1)
+    try:
+        pool = [threading.Thread(target=work) for _ in range(workers - 1)]
+        for t in pool:
+            t.start()
+        work()
+        for t in pool:
+            t.join()
+    finally:
+        torch.set_num_threads(threads_before)
     return pl.DataFrame(
         {
             "customer_idx": np.repeat(customer_idx, k),
@@ -155,13 +256,20 @@ def top_k(
 
 
 def retrieve(
-    model_dir: str | os.PathLike, tfrecords_dir: str | os.PathLike, k: int = 100, device: str | None = None
+    model_dir: str | os.PathLike,
+    tfrecords_dir: str | os.PathLike,
+    k: int = 100,
+    device: str | None = None,
+    image_embeddings: pl.DataFrame | None = None,
 ) -> tuple[pl.DataFrame, dict]:
-    """Top-``k`` candidates of every customer for the model's target week, plus timings for metadata."""
+    """Top-``k`` candidates of every customer for the model's target week, plus timings for metadata.
+
+    ``image_embeddings``: the frame the model was trained with, when it uses images (see ``load_model``).
+    """
     from hm_recsys.retrieval.two_tower import load_model
 
     t0 = time.perf_counter()
-    model, meta = load_model(model_dir, tfrecords_dir)
+    model, meta = load_model(model_dir, tfrecords_dir, image_embeddings)
     users, items = tfr.load_serving_features(tfrecords_dir)
     u = user_embeddings(model, users)
     v = item_embeddings(model, items)

@@ -84,11 +84,13 @@ def ablation(
             final_loss = None
         else:
             two_tower.train(tfrecords_dir, work_dir / variant / "trained", cfg, image_embeddings if use_images else None)
-            hist = two_tower.finetune(tfrecords_dir, work_dir / variant / "trained", work_dir / variant / "finetuned", cfg)
+            hist = two_tower.finetune(tfrecords_dir, work_dir / variant / "trained", work_dir / variant / "finetuned", cfg,
+                                      image_embeddings if use_images else None)
             model_dir = work_dir / variant / "finetuned"
             final_loss = hist["loss"][-1]
         train_seconds = time.perf_counter() - t0
-        cands, _ = brute_force.retrieve(model_dir, tfrecords_dir, k=k)
+        cands, _ = brute_force.retrieve(model_dir, tfrecords_dir, k=k,
+                                        image_embeddings=image_embeddings if use_images else None)
         cold = cold_start_recall(cands, tables, week, k)
         rows.append(
             {

@@ -30,7 +30,7 @@ from hm_recsys import io
 from hm_recsys.retrieval import tf_env
 from hm_recsys.retrieval import tower_features as tfeat
 from hm_recsys.tables import Tables
-from hm_recsys.weeks import TargetWeek
+from hm_recsys.weeks import WEEK_DAYS, TargetWeek
 
 FORMAT_VERSION = 1
 MANIFEST = "manifest.json"
@@ -276,7 +276,7 @@ def load_manifest(tfrecords_dir: str | os.PathLike) -> dict:
     if not path.is_file():
         raise FileNotFoundError(f"no TFRecord manifest at {path} (run write_tfrecords first)")
     manifest = json.loads(path.read_text())
-    if manifest.get("format_version") != FORMAT_VERSION:
+    if manifest.get("format_version") not in (FORMAT_VERSION, WEEKLY_FORMAT_VERSION):
         raise ValueError(f"{path}: format_version {manifest.get('format_version')} != {FORMAT_VERSION}; rewrite the TFRecords")
     return manifest
 
@@ -285,7 +285,8 @@ def window_paths(tfrecords_dir: str | os.PathLike, window: str) -> list[str]:
     manifest = load_manifest(tfrecords_dir)
     if window not in manifest["windows"]:
         raise ValueError(f"window {window!r} not in {sorted(manifest['windows'])}")
-    return [str(Path(tfrecords_dir) / p) for p in manifest["windows"][window]["shards"]]
+    root = Path(manifest.get("shards_root", tfrecords_dir))
+    return [str(root / p) for p in manifest["windows"][window]["shards"]]
 
 
 # --------------------------------------------------------------------------- reading
@@ -330,3 +331,200 @@ def load_serving_features(tfrecords_dir: str | os.PathLike) -> tuple[pl.DataFram
     """``(user_features, item_features)`` frames as of the cutoff, saved beside the TFRecords."""
     d = Path(tfrecords_dir)
     return pl.read_parquet(d / USER_FEATURES), pl.read_parquet(d / ITEM_FEATURES)
+
+
+# --------------------------------------------------------------------------- weekly shards
+#
+# Why: a target week's 365-day window shares 51 of 52 weeks with the previous target week's. Written
+# once per calendar week (purchases of that week, features as of that week's start, ids keyed by the
+# master tables), a shard serves every later target week whose window covers it; a week's "TFRecords"
+# is then only a manifest naming its shards plus the serving features.
+#
+#     shards_root/<week key>/part-*.tfrecord.gz, shard.json, article_counts.parquet
+#     out_dir/manifest.json (format 2, windows = lists of week keys), user_features / item_features.parquet
+
+WEEKLY_FORMAT_VERSION = 2
+SHARD_META = "shard.json"
+ARTICLE_COUNTS = "article_counts.parquet"
+TRAIN_WEEKS = 52
+FINETUNE_WEEKS = 4
+
+
+def static_keys(tables: Tables) -> dict[str, np.ndarray]:
+    """Embedding keys from the master tables alone: ``idx + 1`` per customer / article, product = rank of
+    its ``product_code`` among all codes + 1. Same for every week, so towers of consecutive weeks share
+    their id tables (warm starts) and shards written for one week serve every later one."""
+    codes = tables.articles["product_code"].to_numpy()
+    products, product_rank = np.unique(codes, return_inverse=True)
+    return {
+        "customer_key": np.arange(tables.n_customers, dtype=np.int64) + 1,
+        "article_key": np.arange(tables.n_articles, dtype=np.int64) + 1,
+        "product_key": product_rank.astype(np.int64) + 1,
+        "n_products": np.int64(len(products)),
+    }
+
+
+def static_vocab_sizes(tables: Tables) -> dict[str, int]:
+    keys = static_keys(tables)
+    return {
+        "customer_key": tables.n_customers + 1,
+        "article_key": tables.n_articles + 1,
+        "product_key": int(keys["n_products"]) + 1,
+        **{tfeat.cat_column(c): len(v) + 1 for c, v in tfeat.categorical_vocabs(tables.articles).items()},
+    }
+
+
+def _serving_keys(tables: Tables, week: TargetWeek, params: tfeat.FeatureParams) -> dict[str, np.ndarray]:
+    """Static keys for ids seen in the training window, 0 (the trained "unknown" row) for the others."""
+    seen = tfeat.id_keys(tables, week, params)
+    static = static_keys(tables)
+    return {name: np.where(seen[name] > 0, static[name], 0) for name in ("customer_key", "article_key", "product_key")}
+
+
+def week_examples(tables: Tables, shard_week: TargetWeek, params: tfeat.FeatureParams = tfeat.FeatureParams(),
+                  seed: int = 0) -> pl.DataFrame:
+    """The purchases of ``shard_week`` with every tower feature as of its start (user features included),
+    static keys, rows shuffled; no ``item_prob`` (it depends on the window, added when reading)."""
+    users = tfeat.user_features(tables, shard_week, params)
+    rows = tfeat.examples(tables, shard_week.shift(1), WEEK_DAYS, users, params, seed).drop("item_prob")
+    static = static_keys(tables)
+    return rows.with_columns(
+        customer_key=pl.Series(static["customer_key"][rows["customer_idx"].to_numpy()]),
+        # point_in_time_keys may have set 0 ("unknown then"): keep those zeros
+        article_key=pl.when(pl.col("article_key") > 0).then(pl.Series(static["article_key"][rows["article_idx"].to_numpy()])).otherwise(0),
+        product_key=pl.when(pl.col("product_key") > 0).then(pl.Series(static["product_key"][rows["article_idx"].to_numpy()])).otherwise(0),
+    )
+
+
+def write_week_shard(tables: Tables, shard_week: TargetWeek, shards_root: str | os.PathLike, n_shards: int = 1,
+                     seed: int = 0, params: tfeat.FeatureParams = tfeat.FeatureParams(),
+                     compression: str | None = "GZIP") -> dict:
+    """Write ``shards_root/<shard_week>/`` (atomically) unless it exists; returns its ``shard.json``.
+
+    Reads only transactions before ``shard_week.end``. A week without purchases gets a shard of no files.
+    """
+    folder = Path(shards_root) / shard_week.key
+    if (folder / SHARD_META).is_file():
+        return json.loads((folder / SHARD_META).read_text())
+    tf, _ = tf_env.tensorflow()
+    has_rows = tables.transactions.filter(
+        (pl.col("t_dat") >= shard_week.start) & (pl.col("t_dat") < shard_week.end)).height > 0
+    rows = week_examples(tables, shard_week, params, seed + shard_week.start.toordinal()) if has_rows else None
+    meta = {
+        "format_version": WEEKLY_FORMAT_VERSION,
+        "week": shard_week.key,
+        "seed": seed,
+        "compression": compression,
+        "feature_params": asdict(params),
+        "n_examples": rows.height if rows is not None else 0,
+        "vocab_sizes": static_vocab_sizes(tables),
+        "feature_spec": feature_spec_of(rows) if rows is not None else None,
+        "files": [],
+    }
+    folder.parent.mkdir(parents=True, exist_ok=True)
+    with io.atomic_path(folder) as tmp:
+        if rows is not None:
+            meta["files"] = [Path(p).name for p in _write_shards(tf, rows, meta["feature_spec"], tmp, n_shards, compression)]
+            counts = rows.group_by("article_idx").agg(n=pl.len().cast(pl.Int64)).sort("article_idx")
+        else:
+            tmp.mkdir()
+            counts = pl.DataFrame(schema={"article_idx": pl.Int32, "n": pl.Int64})
+        counts.write_parquet(tmp / ARTICLE_COUNTS)
+        (tmp / SHARD_META).write_text(json.dumps(meta, indent=2, sort_keys=True) + "\n")
+    return meta
+
+
+def write_weekly_window(tables: Tables, week: TargetWeek, shards_root: str | os.PathLike, out_dir: str | os.PathLike,
+                        n_shards: int = 1, seed: int = 0, params: tfeat.FeatureParams = tfeat.FeatureParams(),
+                        compression: str | None = "GZIP", train_weeks: int = TRAIN_WEEKS,
+                        finetune_weeks: int = FINETUNE_WEEKS) -> dict:
+    """The towers' inputs for target ``week`` from weekly shards: writes the shards of the ``train_weeks``
+    weeks before ``week`` that do not exist yet, then ``out_dir`` = manifest + serving features.
+
+    Windows are whole weeks (52 = 364 days, 4 = 28 days, vs 365 / 30 in ``write_tfrecords``). The
+    manifest reads like ``write_tfrecords``' for ``two_tower`` (``window_paths``, ``feature_spec``,
+    ``vocab_sizes``) plus ``weeks``: per window the week keys, oldest first. Same inputs -> same bytes.
+    """
+    if finetune_weeks > train_weeks:
+        raise ValueError(f"finetune_weeks {finetune_weeks} > train_weeks {train_weeks}")
+    shards_root = Path(shards_root).resolve()
+    weeks = [week.shift(-i) for i in range(train_weeks, 0, -1)]
+    vocab = static_vocab_sizes(tables)
+    wanted = (vocab, asdict(params), seed, compression)
+    existing = [json.loads(p.read_text()) for w in weeks if (p := shards_root / w.key / SHARD_META).is_file()]
+    stale = [m["week"] for m in existing if (m["vocab_sizes"], m["feature_params"], m["seed"], m["compression"]) != wanted]
+    if stale:
+        raise ValueError(f"week shards {stale} under {shards_root} were written with other master tables, feature "
+                         "params, seed or compression: delete them to rewrite")
+    metas = [write_week_shard(tables, w, shards_root, n_shards, seed, params, compression) for w in weeks]
+    specs = {json.dumps(m["feature_spec"], sort_keys=True) for m in metas if m["feature_spec"]}
+    if len(specs) != 1:
+        raise ValueError(f"week shards under {shards_root} disagree on (or lack) the feature spec: rewrite them")
+    users = tfeat.user_features(tables, week, params)
+    items = tfeat.item_features(tables, week, params)
+    keys = _serving_keys(tables, week, params)
+    users = users.with_columns(customer_key=pl.Series(keys["customer_key"]))
+    items = items.with_columns(article_key=pl.Series(keys["article_key"]), product_key=pl.Series(keys["product_key"]))
+    windows = {"train": metas, "finetune": metas[len(metas) - finetune_weeks:]}
+    manifest = {
+        "format_version": WEEKLY_FORMAT_VERSION,
+        "week": week.key,
+        "cutoff": str(week.cutoff),
+        "seed": seed,
+        "compression": compression,
+        "feature_params": asdict(params),
+        "n_customers": tables.n_customers,
+        "n_articles": tables.n_articles,
+        "feature_spec": json.loads(specs.pop()),
+        "vocab_sizes": vocab,
+        "user_tower_features": ["customer_key", "age", "price_sensitivity", "category_affinity", "channel_mix", "activity"],
+        "item_tower_features": ["article_idx", "article_key", "product_key", "item_recency", "item_price",
+                                *[tfeat.cat_column(c) for c in tfeat.categorical_vocabs(tables.articles)]],
+        "shards_root": str(shards_root),
+        "weeks": {name: [m["week"] for m in ms] for name, ms in windows.items()},
+        "windows": {
+            name: {
+                "first_day": str(dt.date.fromisoformat(ms[0]["week"])),
+                "last_day": str(week.cutoff - dt.timedelta(days=1)),
+                "n_examples": sum(m["n_examples"] for m in ms),
+                "shards": [f"{m['week']}/{f}" for m in ms for f in m["files"]],
+            }
+            for name, ms in windows.items()
+        },
+    }
+    with io.atomic_path(out_dir) as tmp:
+        tmp.mkdir()
+        users.write_parquet(tmp / USER_FEATURES, compression="zstd")
+        items.write_parquet(tmp / ITEM_FEATURES, compression="zstd")
+        (tmp / MANIFEST).write_text(json.dumps(manifest, indent=2, sort_keys=True) + "\n")
+    return manifest
+
+
+def weeks_of(manifest: dict, window: str, last: int | None = None) -> list[str]:
+    """Week keys of a weekly window (oldest first), optionally only the ``last`` ones."""
+    if "weeks" not in manifest:
+        raise ValueError(f"TFRecords of week {manifest['week']} are not weekly shards (write_weekly_window)")
+    weeks = manifest["weeks"][window]
+    return weeks[len(weeks) - last:] if last else weeks
+
+
+def weekly_dataset(manifest: dict, weeks: list[str], batch_size: int, shuffle_buffer: int = 0,
+                   seed: int | None = None) -> tuple[object, int]:
+    """``(dataset, n_examples)`` over the shards of ``weeks``, with ``item_prob`` = each article's share of
+    those weeks' rows (the logQ correction's sampling probability) looked up by ``article_idx``."""
+    tf, _ = tf_env.tensorflow()
+    root = Path(manifest["shards_root"])
+    counts = np.zeros(manifest["n_articles"], dtype=np.float64)
+    paths = []
+    for w in weeks:
+        meta = json.loads((root / w / SHARD_META).read_text())
+        paths += [str(root / w / f) for f in meta["files"]]
+        c = pl.read_parquet(root / w / ARTICLE_COUNTS)
+        np.add.at(counts, c["article_idx"].to_numpy(), c["n"].to_numpy())
+    n = int(counts.sum())
+    if n == 0:
+        raise ValueError(f"weeks {weeks[0]}..{weeks[-1]} hold no purchases: nothing to train the towers on")
+    prob = tf.constant((counts / n).astype(np.float32))
+    ds = read_dataset(paths, manifest["feature_spec"], batch_size, shuffle_buffer, seed, manifest["compression"])
+    ds = ds.map(lambda f: {**f, "item_prob": tf.gather(prob, f["article_idx"])[:, None]})
+    return ds, n

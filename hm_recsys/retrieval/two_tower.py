@@ -21,6 +21,7 @@ Results still differ between CPU and GPU and between TF builds (different kernel
 
 from __future__ import annotations
 
+import hashlib
 import json
 import os
 import time
@@ -66,6 +67,12 @@ class TwoTowerConfig:
     shuffle_buffer: int = 65536
     seed: int = 0
     deterministic: bool = True
+    # Weekly warm start (weekly-shard TFRecords only): when set, the Dagster layer passes the previous
+    # week's model as ``train(init_from=...)``, which then trains only on the newest ``incremental_weeks``
+    # weekly shards (1 = just the new week; more = a replay of recent weeks) for ``incremental_epochs``.
+    warm_start: bool = False
+    incremental_weeks: int = 1
+    incremental_epochs: int = 2
 
     @classmethod
     def cpu_preset(cls, **overrides) -> "TwoTowerConfig":
@@ -121,7 +128,7 @@ def _keras_classes():
             ]
             self.image_table = None
             if image_shape is not None:
-                # the lookup is a weight so a saved model carries the exact image features it was trained with
+                # a variable so it is placed on the device once; a fixed input, so checkpoints leave it out
                 self.image_table = self.add_weight(
                     name="image_table", shape=image_shape, dtype=tf.float32, initializer="zeros", trainable=False
                 )
@@ -232,17 +239,26 @@ def _seed(config: TwoTowerConfig) -> None:
         tf.config.experimental.enable_op_determinism()
 
 
-def _fit(model, tfrecords_dir, window: str, config: TwoTowerConfig, epochs: int, learning_rate: float) -> dict:
+def _fit(model, tfrecords_dir, window: str, config: TwoTowerConfig, epochs: int, learning_rate: float,
+         last_weeks: int | None = None) -> dict:
+    """Train on ``window``; with weekly-shard TFRecords optionally only its ``last_weeks`` weeks."""
     tf, _ = tf_env.tensorflow()
     manifest = tfr.load_manifest(tfrecords_dir)
-    ds = tfr.read_dataset(
-        tfr.window_paths(tfrecords_dir, window),
-        manifest["feature_spec"],
-        config.batch_size,
-        shuffle_buffer=config.shuffle_buffer,
-        seed=config.seed,
-        compression=manifest.get("compression"),
-    )
+    if "weeks" in manifest:
+        weeks = tfr.weeks_of(manifest, window, last_weeks)
+        ds, n = tfr.weekly_dataset(manifest, weeks, config.batch_size, config.shuffle_buffer, config.seed)
+    else:
+        if last_weeks is not None:
+            raise ValueError(f"{tfrecords_dir}: training on the last weeks only needs weekly shards (write_weekly_window)")
+        ds = tfr.read_dataset(
+            tfr.window_paths(tfrecords_dir, window),
+            manifest["feature_spec"],
+            config.batch_size,
+            shuffle_buffer=config.shuffle_buffer,
+            seed=config.seed,
+            compression=manifest.get("compression"),
+        )
+        n = manifest["windows"][window]["n_examples"]
     model.compile(optimizer=_optimizer(tf, config.optimizer, learning_rate))
     epoch_seconds: list[float] = []
 
@@ -256,9 +272,8 @@ def _fit(model, tfrecords_dir, window: str, config: TwoTowerConfig, epochs: int,
     t0 = time.perf_counter()
     with tf.device(tf_env.tf_device()):
         hist = model.fit(ds, epochs=epochs, verbose=0, callbacks=[_Timer()])
-    n = manifest["windows"][window]["n_examples"]
     return {
-        "window": window,
+        "window": window if last_weeks is None else f"{window}[-{last_weeks} weeks]",
         "loss": [round(float(v), 6) for v in hist.history["loss"]],
         "epoch_seconds": epoch_seconds,
         "seconds": round(time.perf_counter() - t0, 3),
@@ -269,22 +284,52 @@ def _fit(model, tfrecords_dir, window: str, config: TwoTowerConfig, epochs: int,
     }
 
 
-def _save(model, out_dir, config: TwoTowerConfig, manifest: dict, history: list[dict], tfrecords_dir) -> Path:
+def _fingerprint(images: np.ndarray) -> str:
+    return hashlib.blake2b(np.ascontiguousarray(images, dtype=np.float32).data, digest_size=16).hexdigest()
+
+
+def _checkpoint(tower):
+    """A checkpoint of the tower's weights except the image table.
+
+    Why: the table (105k x 2049 float32 = 0.86 GB at full scale) is a fixed input, identical for every
+    week and never trained; saving it made each checkpoint ~0.86 GB. It is re-attached at load from the
+    image embeddings (``load_model(..., image_embeddings=...)``), checked against the fingerprint in
+    ``model.json`` so a model never silently serves with other image features than it was trained with.
+    """
+    tf, _ = tf_env.tensorflow()
+    table = getattr(tower, "image_table", None)
+    return tf.train.Checkpoint(weights=[w for w in tower.weights if w is not table])
+
+
+def _save(model, out_dir, config: TwoTowerConfig, manifest: dict, history: list[dict], tfrecords_dir,
+          image_fingerprint: str | None) -> Path:
     meta = {
         "config": asdict(config),
         "week": manifest["week"],
         "tfrecords_dir": str(Path(tfrecords_dir).resolve()),
         "n_customers": manifest["n_customers"],
         "n_articles": manifest["n_articles"],
+        "vocab_sizes": manifest["vocab_sizes"],
         "image_shape": list(model.item_tower.image_table.shape) if model.item_tower.image_table is not None else None,
+        "image_fingerprint": image_fingerprint,
     }
     with io.atomic_path(out_dir) as tmp:
         tmp.mkdir()
-        model.user_tower.save_weights(str(tmp / USER_WEIGHTS))
-        model.item_tower.save_weights(str(tmp / ITEM_WEIGHTS))
+        _checkpoint(model.user_tower).write(str(tmp / USER_WEIGHTS))
+        _checkpoint(model.item_tower).write(str(tmp / ITEM_WEIGHTS))
         (tmp / MODEL_META).write_text(json.dumps(meta, indent=2, sort_keys=True) + "\n")
         (tmp / HISTORY).write_text(json.dumps(history, indent=2) + "\n")
     return Path(out_dir)
+
+
+ARCHITECTURE = ("output_dim", "user_id_dim", "item_id_dim", "product_dim", "categorical_dim", "image_dim", "hidden_dim",
+                "use_images")
+
+
+def _check_architecture(config: TwoTowerConfig, trained: TwoTowerConfig, model_dir) -> None:
+    diff = [a for a in ARCHITECTURE if getattr(config, a) != getattr(trained, a)]
+    if diff:
+        raise ValueError(f"config differs from the trained model {model_dir} in architecture fields {diff}")
 
 
 def train(
@@ -292,20 +337,53 @@ def train(
     out_dir: str | os.PathLike,
     config: TwoTowerConfig = TwoTowerConfig(),
     image_embeddings: pl.DataFrame | None = None,
+    init_from: str | os.PathLike | None = None,
 ) -> dict:
-    """Train from scratch on the 365-day window; save the tower weights to ``out_dir``.
+    """Train on the 365-day window from scratch, or (``init_from``: an earlier week's model) warm-start;
+    save the tower weights to ``out_dir``.
 
-    Returns the history: loss per epoch, seconds per epoch, examples, steps, device.
+    Warm start (needs ``config.warm_start`` and weekly-shard TFRecords, whose id tables are sized by the
+    master tables so every week's towers have the same shapes): load ``init_from``'s weights, then train
+    ``config.incremental_epochs`` on the newest ``config.incremental_weeks`` weeks only. ``init_from`` must
+    be older than the target week; the caller picks it (a model of week W-1 saw only data before W-1).
+    Returns the history: loss per epoch, seconds per epoch, examples, steps, device (+ ``init_from``).
     """
     if config.use_images and image_embeddings is None:
         raise ValueError("config.use_images is set: pass the image embeddings frame (or use_images=False)")
+    if init_from is not None and not config.warm_start:
+        raise ValueError("init_from given but config.warm_start is False: set it, or train from scratch")
     _seed(config)
     manifest = tfr.load_manifest(tfrecords_dir)
     images = image_matrix(image_embeddings, manifest["n_articles"]) if config.use_images else None
     model = build_model(manifest, config, images)
-    history = _fit(model, tfrecords_dir, "train", config, config.epochs, config.learning_rate)
-    _save(model, out_dir, config, manifest, [history], tfrecords_dir)
+    if init_from is None:
+        history = _fit(model, tfrecords_dir, "train", config, config.epochs, config.learning_rate)
+    else:
+        _warm_start(model, Path(init_from), manifest, config, images)
+        history = _fit(model, tfrecords_dir, "train", config, config.incremental_epochs, config.learning_rate,
+                       last_weeks=config.incremental_weeks)
+        history["init_from"] = str(Path(init_from).resolve())
+    _save(model, out_dir, config, manifest, [history], tfrecords_dir, _fingerprint(images) if images is not None else None)
     return history
+
+
+def _warm_start(model, init_from: Path, manifest: dict, config: TwoTowerConfig, images: np.ndarray | None) -> None:
+    """Copy ``init_from``'s trained weights into ``model`` after checking that they fit and are older."""
+    meta_path = init_from / MODEL_META
+    if not meta_path.is_file():
+        raise FileNotFoundError(f"no two-tower model to warm-start from at {init_from} ({MODEL_META} missing)")
+    meta = json.loads(meta_path.read_text())
+    _check_architecture(config, TwoTowerConfig.from_dict(meta["config"]), init_from)
+    if meta["week"] >= manifest["week"]:
+        raise ValueError(f"warm start for week {manifest['week']} from {init_from}, a model of week {meta['week']}: "
+                         "it must be an earlier week's (it has seen that week's data)")
+    if meta.get("vocab_sizes") != manifest["vocab_sizes"]:
+        raise ValueError(f"{init_from} has other id tables than week {manifest['week']}'s TFRecords: warm starts need "
+                         "weekly-shard TFRecords (write_weekly_window), whose tables are sized by the master tables")
+    if images is not None and meta.get("image_fingerprint") != _fingerprint(images):
+        raise ValueError(f"{init_from} was trained with other image embeddings than the ones given")
+    _checkpoint(model.user_tower).read(str(init_from / USER_WEIGHTS)).assert_consumed()
+    _checkpoint(model.item_tower).read(str(init_from / ITEM_WEIGHTS)).assert_consumed()
 
 
 def finetune(
@@ -313,28 +391,35 @@ def finetune(
     model_dir: str | os.PathLike,
     out_dir: str | os.PathLike,
     config: TwoTowerConfig | None = None,
+    image_embeddings: pl.DataFrame | None = None,
 ) -> dict:
     """Continue from the weights in ``model_dir`` on the last-30-day window with the fine-tune rate and epochs.
 
-    ``config`` defaults to the trained model's; its architecture fields must match it.
+    ``config`` defaults to the trained model's; its architecture fields must match it. ``image_embeddings``:
+    the frame the model was trained with (required when it uses images; checkpoints do not hold it).
     """
-    model, meta = load_model(model_dir, tfrecords_dir)
+    model, meta = load_model(model_dir, tfrecords_dir, image_embeddings)
     trained_cfg = TwoTowerConfig.from_dict(meta["config"])
     config = config or trained_cfg
-    arch = ("output_dim", "user_id_dim", "item_id_dim", "product_dim", "categorical_dim", "image_dim", "hidden_dim", "use_images")
-    diff = [a for a in arch if getattr(config, a) != getattr(trained_cfg, a)]
-    if diff:
-        raise ValueError(f"fine-tune config differs from the trained model {model_dir} in architecture fields {diff}")
+    _check_architecture(config, trained_cfg, model_dir)
     _seed(config)
     manifest = tfr.load_manifest(tfrecords_dir)
     history = _fit(model, tfrecords_dir, "finetune", config, config.finetune_epochs, config.finetune_learning_rate)
     previous = json.loads((Path(model_dir) / HISTORY).read_text())
-    _save(model, out_dir, config, manifest, previous + [history], tfrecords_dir)
+    _save(model, out_dir, config, manifest, previous + [history], tfrecords_dir, meta.get("image_fingerprint"))
     return history
 
 
-def load_model(model_dir: str | os.PathLike, tfrecords_dir: str | os.PathLike | None = None):
-    """``(model, meta)`` restored from ``model_dir``; vocabularies come from the TFRecords it was trained on."""
+def load_model(
+    model_dir: str | os.PathLike,
+    tfrecords_dir: str | os.PathLike | None = None,
+    image_embeddings: pl.DataFrame | None = None,
+):
+    """``(model, meta)`` restored from ``model_dir``; vocabularies come from the TFRecords it was trained on.
+
+    A model that uses images needs ``image_embeddings``, the same frame it was trained with (checked by
+    fingerprint): the checkpoint holds only the weights (see ``_checkpoint``).
+    """
     model_dir = Path(model_dir)
     meta_path = model_dir / MODEL_META
     if not meta_path.is_file():
@@ -347,14 +432,18 @@ def load_model(model_dir: str | os.PathLike, tfrecords_dir: str | os.PathLike | 
             f"model {model_dir} was trained for week {meta['week']} ({meta['n_articles']} articles); "
             f"the TFRecords are for week {manifest['week']} ({manifest['n_articles']} articles)"
         )
-    UserTower, ItemTower, TwoTowerModel = _keras_classes()
-    image_shape = tuple(meta["image_shape"]) if meta["image_shape"] else None
-    user = UserTower(manifest["vocab_sizes"], config)
-    item = ItemTower(manifest["vocab_sizes"], config, _categoricals(manifest), image_shape)
-    model = TwoTowerModel(user, item, config)
-    _build(model, manifest)
-    user.load_weights(str(model_dir / USER_WEIGHTS)).assert_existing_objects_matched()
-    item.load_weights(str(model_dir / ITEM_WEIGHTS)).assert_existing_objects_matched()
+    images = None
+    if meta["image_shape"]:
+        if image_embeddings is None:
+            raise ValueError(f"model {model_dir} uses image features: pass the image embeddings frame it was "
+                             "trained with (image_embeddings=...); checkpoints do not store the image table")
+        images = image_matrix(image_embeddings, manifest["n_articles"])
+        if _fingerprint(images) != meta["image_fingerprint"]:
+            raise ValueError(f"model {model_dir} was trained with other image embeddings than the ones given "
+                             "(fingerprint differs): retrain it, or pass the embeddings it was trained with")
+    model = build_model(manifest, config, images)
+    _checkpoint(model.user_tower).read(str(model_dir / USER_WEIGHTS)).assert_consumed()
+    _checkpoint(model.item_tower).read(str(model_dir / ITEM_WEIGHTS)).assert_consumed()
     return model, meta
 
 

@@ -1,0 +1,133 @@
+"""Weekly TFRecord shards and warm-started towers: shards are shared between consecutive target weeks,
+hold point-in-time features, never see their own future, and week W's warm start sees nothing from W on."""
+
+from __future__ import annotations
+
+import dataclasses
+import json
+
+import numpy as np
+import polars as pl
+import pytest
+
+from hm_recsys.retrieval import tf_env
+
+tf_env.tensorflow()
+
+from hm_recsys.retrieval import brute_force, tfrecords as tfr, tower_features as tfeat, two_tower  # noqa: E402
+from hm_recsys.tables import Tables  # noqa: E402
+from hm_recsys_tests.leakage import perturb_future  # noqa: E402
+from hm_recsys_tests.test_retrieval_tfrecords import TARGET  # noqa: E402
+from hm_recsys_tests.test_retrieval_two_tower import fake_image_embeddings  # noqa: E402
+
+CFG = two_tower.TwoTowerConfig(batch_size=512, epochs=2, finetune_epochs=1, shuffle_buffer=4096, warm_start=True,
+                               incremental_epochs=1)
+PREVIOUS = TARGET.shift(-1)
+
+
+def _files(folder):
+    return {p.relative_to(folder).as_posix(): p.read_bytes() for p in sorted(folder.rglob("*")) if p.is_file()}
+
+
+def _without_root(manifest_bytes: bytes) -> dict:
+    return {k: v for k, v in json.loads(manifest_bytes).items() if k != "shards_root"}
+
+
+@pytest.fixture(scope="module")
+def weekly(tmp_path_factory, tiny_tables):
+    root = tmp_path_factory.mktemp("weekly")
+    first = tfr.write_weekly_window(tiny_tables, PREVIOUS, root / "shards", root / "prev")
+    written_before = {p.name: p.stat().st_mtime_ns for p in (root / "shards").iterdir()}
+    second = tfr.write_weekly_window(tiny_tables, TARGET, root / "shards", root / "target")
+    return tiny_tables, root, first, second, written_before
+
+
+def test_consecutive_weeks_share_51_of_52_shards(weekly):
+    tables, root, first, second, written_before = weekly
+    assert first["weeks"]["train"][1:] == second["weeks"]["train"][:-1] and len(second["weeks"]["train"]) == 52
+    assert second["weeks"]["train"][-1] == PREVIOUS.key and second["weeks"]["finetune"] == second["weeks"]["train"][-4:]
+    after = {p.name: p.stat().st_mtime_ns for p in (root / "shards").iterdir()}
+    assert set(after) - set(written_before) == {PREVIOUS.key}  # the one new week
+    assert all(after[w] == t for w, t in written_before.items())  # older shards not rewritten
+    assert second["vocab_sizes"] == first["vocab_sizes"] == tfr.static_vocab_sizes(tables)
+    with pytest.raises(ValueError, match="delete them to rewrite"):  # shards of another seed are not reused
+        tfr.write_weekly_window(tables, TARGET, root / "shards", root / "other", seed=1)
+
+
+def test_shard_round_trip_and_point_in_time_user_features(weekly):
+    tables, root, _, second, _ = weekly
+    ds, n = tfr.weekly_dataset(second, [PREVIOUS.key], batch_size=10_000)
+    got = {k: np.concatenate([b[k].numpy() for b in ds]) for k in second["feature_spec"]}
+    want = tfr.week_examples(tables, PREVIOUS, seed=PREVIOUS.start.toordinal())
+    assert n == want.height == len(got["customer_idx"]) > 0
+    for name in second["feature_spec"]:
+        w = want[name].to_numpy()
+        w = w.astype(np.int64) if got[name].dtype == np.int64 else np.asarray(w, dtype=np.float32).reshape(got[name].shape)
+        np.testing.assert_array_equal(got[name], w, err_msg=name)
+    # user features as of the shard week's start, not the target week's
+    users = tfeat.user_features(tables, PREVIOUS).filter(pl.col("customer_idx").is_in(want["customer_idx"].implode()))
+    joined = want.select("customer_idx", "activity").join(users.select("customer_idx", a="activity"), on="customer_idx")
+    np.testing.assert_array_equal(joined["activity"].to_numpy(), joined["a"].to_numpy())
+    # item_prob: each article's share of the weeks read
+    batch = next(iter(tfr.weekly_dataset(second, second["weeks"]["finetune"], batch_size=10_000)[0]))
+    counts = pl.concat([pl.read_parquet(root / "shards" / w / tfr.ARTICLE_COUNTS) for w in second["weeks"]["finetune"]])
+    share = counts.group_by("article_idx").agg(p=pl.col("n").sum() / counts["n"].sum())
+    a = int(batch["article_idx"].numpy()[0])
+    assert batch["item_prob"].numpy()[0, 0] == pytest.approx(share.filter(pl.col("article_idx") == a)["p"].item(), rel=1e-6)
+
+
+def test_weekly_window_never_sees_the_target_week(weekly, tmp_path):
+    tables, root, _, _, _ = weekly
+    tfr.write_weekly_window(perturb_future(tables, TARGET), TARGET, tmp_path / "shards", tmp_path / "target")
+    a, b = _files(root / "target"), _files(tmp_path / "target")
+    assert a.keys() == b.keys()
+    for name in a:
+        same = _without_root(a[name]) == _without_root(b[name]) if name == tfr.MANIFEST else a[name] == b[name]
+        assert same, f"{name} changed when only rows on/after {TARGET.start} changed"
+    old, new = _files(root / "shards"), _files(tmp_path / "shards")
+    assert set(new) <= set(old) and all(old[n] == new[n] for n in new)
+    # one shard alone sees nothing from its own week's end on
+    shard = PREVIOUS.shift(-3)
+    tfr.write_week_shard(perturb_future(tables, shard.shift(1)), shard, tmp_path / "alone")
+    alone = _files(tmp_path / "alone" / shard.key)
+    assert alone == {k.split("/", 1)[1]: v for k, v in old.items() if k.startswith(shard.key + "/")}
+
+
+def test_weekly_shards_do_change_with_their_week(weekly, tmp_path):
+    """Guard for the leakage test: changing a purchase inside the shard's week changes the shard."""
+    tables, root, _, _, _ = weekly
+    day = PREVIOUS.start
+    tx = tables.transactions.with_columns(
+        article_idx=pl.when(pl.col("t_dat") == day).then((pl.col("article_idx") + 1) % tables.n_articles)
+        .otherwise(pl.col("article_idx")))
+    assert tables.transactions.filter(pl.col("t_dat") == day).height > 0
+    tfr.write_week_shard(Tables(tables.articles, tables.customers, tx), PREVIOUS, tmp_path)
+    assert _files(tmp_path / PREVIOUS.key) != {k.split("/", 1)[1]: v for k, v in _files(root / "shards").items()
+                                                 if k.startswith(PREVIOUS.key + "/")}
+
+
+def test_warm_start_trains_from_last_week_without_leakage(weekly, tmp_path):
+    tables, root, _, _, _ = weekly
+    images = fake_image_embeddings(tables)
+    scratch = dataclasses.replace(CFG, warm_start=False)
+    two_tower.train(root / "prev", tmp_path / "prev", scratch, images)
+    hist = two_tower.train(root / "target", tmp_path / "warm", CFG, images, init_from=tmp_path / "prev")
+    assert hist["window"] == "train[-1 weeks]" and len(hist["loss"]) == CFG.incremental_epochs
+    assert hist["n_examples"] == json.loads((root / "shards" / PREVIOUS.key / tfr.SHARD_META).read_text())["n_examples"]
+    prev, _ = two_tower.load_model(tmp_path / "prev", root / "prev", images)
+    warm, _ = two_tower.load_model(tmp_path / "warm", root / "target", images)
+    moved = [np.abs(a - b).mean() / (np.abs(a).mean() + 1e-12)
+             for a, b in zip(two_tower.weights_of(prev), two_tower.weights_of(warm), strict=True) if a.ndim == 2]
+    assert 0 < np.median(moved) < 0.5  # continued from last week's weights: changed, but not re-initialised
+    cands, _ = brute_force.retrieve(tmp_path / "warm", root / "target", k=20, image_embeddings=images)
+    assert cands.height == tables.n_customers * 20
+    # week W's warm start sees nothing on/after W.start: same weights from perturbed future rows
+    tfr.write_weekly_window(perturb_future(tables, TARGET), TARGET, tmp_path / "shards", tmp_path / "target")
+    two_tower.train(tmp_path / "target", tmp_path / "warm2", CFG, images, init_from=tmp_path / "prev")
+    other, _ = two_tower.load_model(tmp_path / "warm2", tmp_path / "target", images)
+    for a, b in zip(two_tower.weights_of(warm), two_tower.weights_of(other), strict=True):
+        np.testing.assert_array_equal(a, b)
+    with pytest.raises(ValueError, match="earlier week"):
+        two_tower.train(root / "prev", tmp_path / "x", CFG, images, init_from=tmp_path / "warm")
+    with pytest.raises(ValueError, match="warm_start is False"):
+        two_tower.train(root / "target", tmp_path / "x", scratch, images, init_from=tmp_path / "prev")
