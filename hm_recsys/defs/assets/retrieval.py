@@ -65,11 +65,15 @@ def build_images(configs: dict, automation: dg.AutomationCondition) -> dg.Assets
         )
         if info["weights"] == "random-init":
             context.log.warning("ResNet50 has NO ImageNet weights here: embeddings come from a random-init network")
+        if info.get("n_corrupt"):
+            context.log.warning(f"{info['n_corrupt']} image(s) could not be decoded and take the no-image path: "
+                                f"{info['corrupt_images'][:20]}")
         io.write_parquet(frame, path)
         return dg.MaterializeResult(
             data_version=data_version(path),
             metadata={"path": dg.MetadataValue.path(str(path)), **config_metadata(config),
-                      **{k: v for k, v in info.items() if isinstance(v, (int, float, str))}},
+                      **{k: v for k, v in info.items() if isinstance(v, (int, float, str))},
+                      "corrupt_images": dg.MetadataValue.json(list(info.get("corrupt_images", [])))},
         )
 
     return image_embeddings
@@ -95,7 +99,7 @@ def build(weeks: dg.PartitionsDefinition, configs: dict, automation: dg.Automati
             metadata={"path": dg.MetadataValue.path(str(out)), "windows": markdown_table(windows), **config_metadata(config)},
         )
 
-    @dg.asset(deps=[tfrecords, "image_embeddings"], pool=GPU_POOL, code_version=code_version("1", TwoTowerSettings),
+    @dg.asset(deps=[tfrecords, "image_embeddings"], pool=GPU_POOL, code_version=code_version("2", TwoTowerSettings),
               kinds={"tensorflow"}, **common)
     def two_tower_model(context: dg.AssetExecutionContext, config: TwoTowerSettings, data: DataResource,
                         mlflow: MlflowTracking) -> dg.MaterializeResult:
@@ -114,7 +118,8 @@ def build(weeks: dg.PartitionsDefinition, configs: dict, automation: dg.Automati
         return dg.MaterializeResult(data_version=data_version(out),
                                     metadata=_train_metadata(history, out) | {"mlflow_run_id": run_id} | config_metadata(config))
 
-    @dg.asset(deps=[two_tower_model], pool=GPU_POOL, code_version=code_version("1", TwoTowerSettings), kinds={"tensorflow"}, **common)
+    @dg.asset(deps=[two_tower_model, "image_embeddings"], pool=GPU_POOL, code_version=code_version("2", TwoTowerSettings),
+              kinds={"tensorflow"}, **common)
     def two_tower_finetuned(context: dg.AssetExecutionContext, config: TwoTowerSettings, data: DataResource,
                             mlflow: MlflowTracking) -> dg.MaterializeResult:
         """The two-tower model fine-tuned on the last 30 days before the week."""
@@ -125,7 +130,8 @@ def build(weeks: dg.PartitionsDefinition, configs: dict, automation: dg.Automati
         key = context.partition_key
         models = data.paths.week_dir("models", key)
         out = models / "two_tower_finetuned"
-        history = finetune(data.paths.week_dir("tfrecords", key), models / "two_tower", out, config.to_config())
+        history = finetune(data.paths.week_dir("tfrecords", key), models / "two_tower", out, config.to_config(),
+                           image_embeddings=load_image_embeddings(data) if config.use_images else None)
         with mlflow.run(context) as run_id:
             log_curve("two_tower_finetune", history)
             mlf.log_artifacts(str(out), artifact_path=f"two_tower/{key}")
@@ -133,7 +139,7 @@ def build(weeks: dg.PartitionsDefinition, configs: dict, automation: dg.Automati
                                     metadata=_train_metadata(history, out) | {"mlflow_run_id": run_id} | config_metadata(config))
 
     @dg.asset(
-        deps=[two_tower_finetuned, *TABLES], pool=GPU_POOL, code_version=code_version("1", RetrievalConfig),
+        deps=[two_tower_finetuned, "image_embeddings", *TABLES], pool=GPU_POOL, code_version=code_version("2", RetrievalConfig),
         kinds={"tensorflow", "parquet"}, **common,
         check_specs=[checks.contract_spec("retrieval_candidates"), checks.submission_spec("retrieval_candidates"),
                      checks.spec("retrieval_candidates", checks.RECALL_FLOOR,
@@ -155,7 +161,8 @@ def build(weeks: dg.PartitionsDefinition, configs: dict, automation: dg.Automati
         key = context.partition_key
         week = TargetWeek.from_key(key)
         cands, timing = retrieve(data.paths.week_dir("models", key) / "two_tower_finetuned",
-                                 data.paths.week_dir("tfrecords", key), k=config.k, device=compute.torch_device())
+                                 data.paths.week_dir("tfrecords", key), k=config.k, device=compute.torch_device(),
+                                 image_embeddings=load_image_embeddings(data))
         path = io.write_parquet(cands, data.paths.week_dir("candidates", key) / "two_tower.parquet")
         tables = data.tables()
         sub = write_recommender_submission(data, key, "two_tower", cands.filter(pl.col("rank") < metrics.K), tables)
