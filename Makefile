@@ -17,11 +17,17 @@ install: $(STAMP)
 demo: $(STAMP)
 	$(VENV)/bin/hm-recsys demo
 
-test: $(STAMP)
+# The browser test drives Debian's chromium (Playwright cannot download its own browser here).
+CHROMIUM := /usr/bin/chromium
+
+$(CHROMIUM):
+	apt-get update -q && apt-get install -y -q chromium
+
+test: $(STAMP) $(CHROMIUM)
 	$(VENV)/bin/pytest -q
 
 ui: $(STAMP)
 	$(VENV)/bin/hm-recsys ui
 
 clean-data:
-	rm -rf data/raw data/tables data/dagster_home data/submissions data/reports data/mlruns data/mlflow.db
+	rm -rf data

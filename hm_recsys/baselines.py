@@ -47,6 +47,7 @@ def popular_all_time(tables: Tables, week: TargetWeek) -> pl.DataFrame:
 
 
 def popular_last_week(tables: Tables, week: TargetWeek) -> pl.DataFrame:
+    """Last week's best sellers, the same for everyone."""
     return same_list_for_everyone(popular_articles(tables, week, days=7), tables.n_customers)
 
 

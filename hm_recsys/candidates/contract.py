@@ -8,6 +8,7 @@ broken by the smaller ``article_idx`` so that outputs are deterministic).
 from __future__ import annotations
 
 
+import numpy as np
 import polars as pl
 
 from hm_recsys import weeks
@@ -51,8 +52,15 @@ def broadcast_ranking(ranking: pl.DataFrame, customers: pl.DataFrame, by: list[s
 
     ``ranking`` holds article_idx / score / rank (plus the ``by`` columns); ``customers`` customer_idx (+ ``by``).
     """
-    cust = customers.select(["customer_idx", *(by or [])])
-    joined = cust.join(ranking, on=by, how="inner") if by else cust.join(ranking, how="cross")
+    if not by:  # built in customer-then-rank order directly: no sort of a customers x n frame (82M rows at full scale)
+        ids = customers["customer_idx"].cast(pl.Int32).unique().sort().to_numpy()
+        ranked = ranking.select(list(CANDIDATE_SCHEMA)[1:]).sort("rank")
+        return pl.DataFrame(
+            {"customer_idx": np.repeat(ids, ranked.height),
+             **{c: np.tile(ranked[c].to_numpy(), len(ids)) for c in ranked.columns}},
+        ).cast(CANDIDATE_SCHEMA)
+    cust = customers.select(["customer_idx", *by])
+    joined = cust.join(ranking, on=by, how="inner")
     return joined.select(list(CANDIDATE_SCHEMA)).cast(CANDIDATE_SCHEMA).sort("customer_idx", "rank")
 
 

@@ -51,3 +51,13 @@ def config_metadata(config: dg.Config) -> dict:
 def code_version(base: str, config_cls: type[dg.Config] | None = None) -> str:
     """``base`` is bumped by hand when the logic changes; the suffix follows the config defaults."""
     return f"{base}-{config_hash(config_cls)}"
+
+
+def describe(fn) -> str:
+    """One-line UI description from a function's docstring, with ``param`` names replaced by their defaults."""
+    import inspect
+    import re
+
+    defaults = {k: p.default for k, p in inspect.signature(fn).parameters.items() if p.default is not inspect.Parameter.empty}
+    line = (fn.__doc__ or fn.__name__).strip().splitlines()[0]
+    return re.sub(r"``(\w+)``", lambda m: str(defaults.get(m.group(1), m.group(1))), line).replace("``", "")

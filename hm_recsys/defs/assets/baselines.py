@@ -4,7 +4,7 @@ import dagster as dg
 
 from hm_recsys.defs import checks
 from hm_recsys.defs.resources import DataResource
-from hm_recsys.defs.versioning import code_version, data_version
+from hm_recsys.defs.versioning import code_version, data_version, describe
 
 GROUP = "baselines"
 TABLES = ["history"]  # the transactions before the week, with the masters (see history.py)
@@ -42,7 +42,7 @@ def _baseline_asset(name: str, fn, weeks: dg.PartitionsDefinition, automation: d
         group_name=GROUP,
         code_version=code_version(CODE_VERSIONS[name]),
         kinds={"polars", "csv"},
-        description=(fn.__doc__ or name).strip().splitlines()[0].replace("``", ""),
+        description=describe(fn),
         automation_condition=automation,
         check_specs=[checks.submission_spec(name)],
     )

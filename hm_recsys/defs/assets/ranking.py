@@ -19,7 +19,7 @@ from hm_recsys.defs.jobs import GPU_POOL
 from hm_recsys.defs.mlflow_logging import markdown_table, png_markdown
 from hm_recsys.defs.partitions import TRAIN_WEEKS
 from hm_recsys.defs.resources import ComputeResource, DataResource, MlflowTracking
-from hm_recsys.defs.versioning import code_version, config_metadata, data_version, dict_hash
+from hm_recsys.defs.versioning import code_version, config_metadata, data_version, describe, dict_hash
 
 GROUP = "ranking"
 TABLES = ["history"]  # the transactions before the week, with the masters (see history.py)
@@ -76,7 +76,7 @@ def _source_asset(name: str, fn, weeks, automation) -> dg.AssetsDefinition:
     @dg.asset(
         name=asset, partitions_def=weeks, deps=TABLES, group_name=GROUP, automation_condition=automation,
         code_version=code_version(f"1-{_defaults_version(fn)}"), kinds={"polars", "parquet"},
-        description=(fn.__doc__ or name).strip().splitlines()[0].replace("``", ""),
+        description=describe(fn),
         check_specs=[checks.contract_spec(asset)],
     )
     def _asset(context: dg.AssetExecutionContext, data: DataResource) -> dg.MaterializeResult:
