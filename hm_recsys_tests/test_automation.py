@@ -10,7 +10,7 @@ from hm_recsys.defs.staleness import Unsynced
 WEEKS = dg.WeeklyPartitionsDefinition(start_date="2020-08-05", end_date="2020-09-30", day_offset=3)
 
 
-def toy_defs(b_version: str = "1", window: int = 2) -> dg.Definitions:
+def toy_defs(b_version: str = "1", window: int = 2, c_version: str = "1") -> dg.Definitions:
     condition = rebuild(window, hold_failed=False)
 
     @dg.observable_source_asset(name="src")
@@ -25,7 +25,11 @@ def toy_defs(b_version: str = "1", window: int = 2) -> dg.Definitions:
     def b():
         return dg.MaterializeResult(data_version=dg.DataVersion("b"))
 
-    return dg.Definitions(assets=[src, a, b])
+    @dg.asset(deps=[b], code_version=c_version, automation_condition=condition, partitions_def=WEEKS)
+    def c():
+        return dg.MaterializeResult(data_version=dg.DataVersion("c"))
+
+    return dg.Definitions(assets=[src, a, b, c])
 
 
 STATE = {"a": "a1"}  # what `a` writes; a test changes it to make a rebuild produce new bytes
@@ -33,7 +37,7 @@ STATE = {"a": "a1"}  # what `a` writes; a test changes it to make a rebuild prod
 
 def requested(defs, instance) -> dict[str, set]:
     result = dg.evaluate_automation_conditions(defs=defs, instance=instance)
-    return {k.to_user_string(): set(result.get_requested_partitions(k)) for k in [dg.AssetKey("a"), dg.AssetKey("b")]
+    return {k.to_user_string(): set(result.get_requested_partitions(k)) for k in map(dg.AssetKey, "abc")
             if result.get_requested_partitions(k)}
 
 
@@ -44,8 +48,9 @@ def observe(instance, version: str) -> None:
 def run(defs, instance, wanted: dict[str, set]) -> None:
     if "a" in wanted:
         assert dg.materialize([*defs.assets], selection=["a"], instance=instance).success
-    for key in sorted(wanted.get("b", ())):
-        assert dg.materialize([*defs.assets], selection=["b"], partition_key=key, instance=instance).success
+    for key in sorted(wanted.get("b", set()) | wanted.get("c", set())):
+        selection = [k for k in "bc" if key in wanted.get(k, ())]
+        assert dg.materialize([*defs.assets], selection=selection, partition_key=key, instance=instance).success
 
 
 @pytest.fixture
@@ -61,9 +66,10 @@ def test_missing_then_synced_then_unsynced_by_data_then_by_code(instance):
     # missing: first the unpartitioned asset (b waits: its input is missing and cannot share a run with it) ...
     assert requested(defs, instance) == {"a": {None}}
     run(defs, instance, {"a": {None}})
-    # ... then only the newest 2 weekly partitions of b (the window)
-    assert requested(defs, instance) == {"b": {"2020-09-16", "2020-09-23"}}
-    run(defs, instance, {"b": {"2020-09-16", "2020-09-23"}})
+    # ... then only the newest 2 weekly partitions of b and c (the window), in one run per week
+    newest = {"2020-09-16", "2020-09-23"}
+    assert requested(defs, instance) == {"b": newest, "c": newest}
+    run(defs, instance, {"b": newest, "c": newest})
     assert requested(defs, instance) == {}  # nothing changed: nothing to do
 
     observe(instance, "v2")  # a raw input changed content
@@ -74,11 +80,26 @@ def test_missing_then_synced_then_unsynced_by_data_then_by_code(instance):
     observe(instance, "v3")
     STATE["a"] = "a2"  # this time a's output changes ...
     run(defs, instance, requested(defs, instance))
-    assert requested(defs, instance) == {"b": {"2020-09-16", "2020-09-23"}}  # ... so b is out of sync
-    run(defs, instance, {"b": {"2020-09-16", "2020-09-23"}})
+    assert requested(defs, instance) == {"b": newest}  # ... so b is out of sync (c follows if b's output changes)
+    run(defs, instance, {"b": newest})
 
     recoded = toy_defs(b_version="2")  # b's logic (or config) changed
-    assert requested(recoded, instance) == {"b": {"2020-09-16", "2020-09-23"}}
+    assert requested(recoded, instance) == {"b": newest}
+
+
+def test_nothing_runs_below_an_unsynced_ancestor(instance):
+    """c's own code changed, but a (two hops up) is out of sync: c waits, whatever b's stale status says."""
+    defs = toy_defs()
+    observe(instance, "v1")
+    run(defs, instance, requested(defs, instance))
+    run(defs, instance, requested(defs, instance))
+    observe(instance, "v2")
+    recoded = toy_defs(c_version="2")
+    assert requested(recoded, instance) == {"a": {None}}
+    STATE["a"] = "a2"
+    run(recoded, instance, {"a": {None}})
+    newest = {"2020-09-16", "2020-09-23"}
+    assert requested(recoded, instance) == {"b": newest, "c": newest}
 
 
 def test_unsynced_is_state_not_an_event(instance):

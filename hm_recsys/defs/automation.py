@@ -38,7 +38,7 @@ def rebuild(window_weeks: int, *, hold_failed: bool = True) -> dg.AutomationCond
     inputs_ready = (
         ~AC.any_deps_missing()
         & ~AC.any_deps_in_progress()
-        & ~AC.any_deps_match(Unsynced() & ~AC.will_be_requested()).with_label("any_deps_unsynced")
+        & ~AC.any_deps_match(Unsynced(upstream=True) & ~AC.will_be_requested()).with_label("any_deps_unsynced_here_or_upstream")
         & ~AC.any_deps_match(broken & ~AC.will_be_requested()).with_label("any_dep_failed_a_blocking_check")
     )
     condition = wanted & inputs_ready & ~AC.in_progress()

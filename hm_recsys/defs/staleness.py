@@ -17,25 +17,54 @@ from dagster._core.definitions.events import AssetKeyPartitionKey
 
 
 class Unsynced(dg.AutomationCondition):
-    """True for asset partitions that exist but whose code version or input data versions changed."""
+    """True for asset partitions that exist but whose code version or input data versions changed.
+
+    ``upstream=True`` is also true when anything upstream (transitively, through partition mappings) is
+    unsynced: Dagster's stale status does not propagate, so an asset two hops below a changed one looks
+    in sync until the hop between is rebuilt, and must not run before it.
+    """
+
+    upstream: bool = False
+
+    def __init__(self, upstream: bool = False):
+        object.__setattr__(self, "upstream", upstream)
 
     @property
     def name(self) -> str:
-        return "unsynced"
+        return "unsynced_or_upstream_unsynced" if self.upstream else "unsynced"
 
     @property
     def description(self) -> str:
-        return "code version or an input's data version differs from the latest materialization's"
+        own = "code version or an input's data version differs from the latest materialization's"
+        return own + (", here or anywhere upstream" if self.upstream else "")
+
+    def get_node_unique_id(self, *, parent_unique_id, index, target_key=None) -> str:
+        return f"{self.name}-{parent_unique_id}-{index}"
 
     def evaluate(self, context: dg.AutomationContext) -> dg.AutomationResult:
         view = context.asset_graph_view
         resolver = CachingStaleStatusResolver(instance=view.instance, asset_graph=context.asset_graph, loading_context=view)
-        stale = {
-            ap
-            for ap in context.candidate_subset.expensively_compute_asset_partitions()
-            if resolver.get_status(ap.asset_key, ap.partition_key) == StaleStatus.STALE
-        }
+        check = _upstream_checker(resolver) if self.upstream else (
+            lambda ap: resolver.get_status(ap.asset_key, ap.partition_key) == StaleStatus.STALE)
+        stale = {ap for ap in context.candidate_subset.expensively_compute_asset_partitions() if check(ap)}
         return dg.AutomationResult(context, view.get_asset_subset_from_asset_partitions(context.key, stale))
+
+
+def _upstream_checker(resolver: CachingStaleStatusResolver):
+    """``ap -> bool``: ``ap`` or a transitive upstream partition of it is STALE (memoised per evaluation)."""
+    seen: dict[AssetKeyPartitionKey, bool] = {}
+
+    def check(ap: AssetKeyPartitionKey) -> bool:
+        if ap not in seen:
+            seen[ap] = False  # no cycles in an asset graph; guards self-dependent assets
+            node = resolver.asset_graph.get(ap.asset_key)
+            if node.is_materializable and resolver.get_status(ap.asset_key, ap.partition_key) == StaleStatus.STALE:
+                seen[ap] = True
+            else:
+                seen[ap] = any(check(dep) for dep in resolver._get_partition_dependencies(key=ap))
+        return seen[ap]
+
+    return check
 
 
 def unsynced_partitions(instance: dg.DagsterInstance, defs: dg.Definitions, key: str, partition_key: str | None) -> str:

@@ -183,7 +183,7 @@ def build(weeks: dg.PartitionsDefinition, ranking_weeks: dg.PartitionsDefinition
 
     @dg.asset(
         code_version=code_version("2", RankerTuningConfig), kinds={"catboost", "optuna"}, pool=GPU_POOL,
-        deps=[dg.AssetDep(candidates, partition_mapping=training_weeks), *TABLES], **ranking,
+        deps=[dg.AssetDep(candidates, partition_mapping=training_weeks), "image_embeddings", *TABLES], **ranking,
     )
     def ranker_hparams(context: dg.AssetExecutionContext, config: RankerTuningConfig, data: DataResource,
                        compute: ComputeResource, mlflow: MlflowTracking) -> dg.MaterializeResult:
@@ -218,7 +218,7 @@ def build(weeks: dg.PartitionsDefinition, ranking_weeks: dg.PartitionsDefinition
 
     @dg.asset(
         code_version=code_version("2"), kinds={"catboost", "mlflow"}, pool=GPU_POOL,
-        deps=[ranker_hparams, dg.AssetDep(candidates, partition_mapping=training_weeks), *TABLES], **ranking,
+        deps=[ranker_hparams, dg.AssetDep(candidates, partition_mapping=training_weeks), "image_embeddings", *TABLES], **ranking,
     )
     def ranker_model(context: dg.AssetExecutionContext, data: DataResource, compute: ComputeResource,
                      mlflow: MlflowTracking) -> dg.MaterializeResult:
