@@ -33,7 +33,7 @@ def tiny_tables(tiny_world: DataPaths) -> Tables:
 FAST = str(Path(__file__).with_name("fast_config.yaml"))
 
 
-def cli(paths, *args, timeout=1500):
+def cli(paths, *args, timeout=3600):
     env = {**os.environ, "HM_DATA_DIR": str(paths.root)}
     return subprocess.run([sys.executable, "-m", "hm_recsys.cli", *args], env=env, capture_output=True, text=True, timeout=timeout)
 
