@@ -65,13 +65,3 @@ def _upstream_checker(resolver: CachingStaleStatusResolver):
         return seen[ap]
 
     return check
-
-
-def unsynced_partitions(instance: dg.DagsterInstance, defs: dg.Definitions, key: str, partition_key: str | None) -> str:
-    """Status of one asset partition as the UI shows it: ``FRESH``, ``STALE`` or ``MISSING``."""
-    from dagster._core.asset_graph_view.asset_graph_view import AssetGraphView
-
-    graph = defs.resolve_asset_graph()
-    view = AssetGraphView.for_test(defs, instance)
-    resolver = CachingStaleStatusResolver(instance=instance, asset_graph=graph, loading_context=view)
-    return resolver.get_status(AssetKeyPartitionKey(dg.AssetKey(key), partition_key).asset_key, partition_key).value
