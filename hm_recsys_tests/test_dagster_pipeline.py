@@ -121,9 +121,9 @@ def test_rerun_skips_what_is_up_to_date_and_reruns_what_was_reconfigured(backtes
     out = cli(paths, "backtest", "--weeks", "1", "--config", str(changed))
     assert out.returncode == 0, out.stderr[-3000:]
     # only the ranking tail of the two scored weeks (the newest labelled one and production) re-ran:
-    # tuning, ranker and final, then the evaluation of whatever final changed
+    # tuning, then each layer below it whose input changed (one round each), nothing upstream
     added = run_count(paths) - runs
-    assert 2 <= added == run_count(paths, "ranking_job") - ranking <= 4, out.stdout
+    assert 2 <= added == run_count(paths, "ranking_job") - ranking, out.stdout
     assert all(p.stat().st_mtime_ns > t for p, t in finals.items())
     assert all(p.stat().st_mtime_ns == t for p, t in two_tower.items())
     out = cli(paths, "backtest", "--weeks", "1", "--config", FAST)  # back to the old value: re-runs again
