@@ -51,13 +51,14 @@ def map_at_k(recommendations: pl.DataFrame, purchases: pl.DataFrame, k: int = K)
         .sort("customer_idx", "rank")
         .with_columns(hit_no=pl.col("rank").cum_count().over("customer_idx"))
         .with_columns(precision=pl.col("hit_no") / (pl.col("rank") + 1))
-        .group_by("customer_idx")
+        .group_by("customer_idx", maintain_order=True)
         .agg(pl.col("precision").sum())
     )
     per_buyer = buyers.join(hits, on="customer_idx", how="left").with_columns(
         ap=pl.col("precision").fill_null(0.0) / pl.min_horizontal(pl.col("n_relevant"), pl.lit(k))
     )
-    return float(per_buyer["ap"].sum() / buyers.height)
+    # summed in customer order: the same data gives the same bits, whatever order the group-bys chose
+    return float(per_buyer.sort("customer_idx")["ap"].sum() / buyers.height)
 
 
 def recall(candidates: pl.DataFrame, purchases: pl.DataFrame) -> float:
