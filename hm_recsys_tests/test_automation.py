@@ -53,6 +53,13 @@ def run(defs, instance, wanted: dict[str, set]) -> None:
         assert dg.materialize([*defs.assets], selection=selection, partition_key=key, instance=instance).success
 
 
+def build_everything(defs, instance) -> None:
+    """Observe the source and run the two rounds automation asks for (a, then b and c)."""
+    observe(instance, "v1")
+    run(defs, instance, requested(defs, instance))
+    run(defs, instance, requested(defs, instance))
+
+
 @pytest.fixture
 def instance():
     STATE["a"] = "a1"
@@ -90,9 +97,7 @@ def test_missing_then_synced_then_unsynced_by_data_then_by_code(instance):
 def test_nothing_runs_below_an_unsynced_ancestor(instance):
     """c's own code changed, but a (two hops up) is out of sync: c waits, whatever b's stale status says."""
     defs = toy_defs()
-    observe(instance, "v1")
-    run(defs, instance, requested(defs, instance))
-    run(defs, instance, requested(defs, instance))
+    build_everything(defs, instance)
     observe(instance, "v2")
     recoded = toy_defs(c_version="2")
     assert requested(recoded, instance) == {"a": {None}}
@@ -105,9 +110,7 @@ def test_nothing_runs_below_an_unsynced_ancestor(instance):
 def test_unsynced_is_state_not_an_event(instance):
     """Missed ticks do not matter: a fresh evaluation (no cursor) still sees what is out of sync."""
     defs = toy_defs()
-    observe(instance, "v1")
-    run(defs, instance, requested(defs, instance))
-    run(defs, instance, requested(defs, instance))
+    build_everything(defs, instance)
     observe(instance, "v2")
     observe(instance, "v3")
     for _ in range(2):  # however often asked, until rebuilt
