@@ -115,8 +115,9 @@ def test_rerun_skips_what_is_up_to_date_and_reruns_what_was_reconfigured(backtes
     assert "everything up to date" in out.stdout
     finals = {p: p.stat().st_mtime_ns for p in paths.root.glob("submissions/*/final.csv")}
     two_tower = {p: p.stat().st_mtime_ns for p in paths.root.glob("submissions/*/two_tower.csv")}
-    changed = tmp_path / "more_trials.yaml"
-    changed.write_text(Path(FAST).read_text().replace("n_trials: 2", "n_trials: 3"))
+    hparams = {p: p.read_bytes() for p in paths.root.glob("models/*/ranker_hparams.json")}
+    changed = tmp_path / "other_seed.yaml"  # the seed is recorded in ranker_hparams.json: its content must change
+    changed.write_text(Path(FAST).read_text().replace("n_trials: 2", "n_trials: 2, seed: 1"))
     ranking = run_count(paths, "ranking_job")
     out = cli(paths, "backtest", "--weeks", "1", "--config", str(changed))
     assert out.returncode == 0, out.stderr[-3000:]
@@ -124,6 +125,7 @@ def test_rerun_skips_what_is_up_to_date_and_reruns_what_was_reconfigured(backtes
     # tuning, then each layer below it whose input changed (one round each), nothing upstream
     added = run_count(paths) - runs
     assert 2 <= added == run_count(paths, "ranking_job") - ranking, out.stdout
+    assert all(p.read_bytes() != b for p, b in hparams.items())
     assert all(p.stat().st_mtime_ns > t for p, t in finals.items())
     assert all(p.stat().st_mtime_ns == t for p, t in two_tower.items())
     out = cli(paths, "backtest", "--weeks", "1", "--config", FAST)  # back to the old value: re-runs again
