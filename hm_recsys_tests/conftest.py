@@ -3,6 +3,7 @@
 from __future__ import annotations
 
 import os
+import shutil
 import subprocess
 import sys
 from pathlib import Path
@@ -38,14 +39,35 @@ def cli(paths, *args, timeout=3600):
     return subprocess.run([sys.executable, "-m", "hm_recsys.cli", *args], env=env, capture_output=True, text=True, timeout=timeout)
 
 
+# Every artifact is compared byte for byte (training is seeded and single-process here), except the
+# tracking and instance state (run ids, timestamps) and each tower's history.json (seconds per epoch).
+STATE = {"dagster_home", "mlartifacts", "mlflow.db", ".hm_recsys.lock"}
+
+
+def copy_world(paths: DataPaths, dest: Path, with_state: bool = True) -> DataPaths:
+    """A copy of a data folder: everything (instance included), or only its raw files (from scratch)."""
+    if with_state:
+        shutil.copytree(paths.root, dest)
+    else:
+        shutil.copytree(paths.raw, dest / "raw")
+    return DataPaths(dest)
+
+
+def artifacts(paths: DataPaths) -> dict[str, bytes]:
+    """Every artifact's bytes by relative path (absolute paths inside them made relative)."""
+    found = {}
+    for p in sorted(paths.root.rglob("*")):
+        rel = p.relative_to(paths.root)
+        if not p.is_file() or rel.parts[0] in STATE or p.name == "history.json":
+            continue
+        found[str(rel)] = p.read_bytes().replace(str(paths.root).encode(), b"<root>")
+    return found
+
+
 @pytest.fixture(scope="session")
 def backtested(tiny_world, tmp_path_factory):
     """A copy of the tiny world's raw files (without images: they have tests of their own), backtested
     for its last week through the CLI."""
-    import shutil
-
-    from hm_recsys.paths import DataPaths
-
     paths = DataPaths(tmp_path_factory.mktemp("backtest"))
     shutil.copytree(tiny_world.raw, paths.raw, ignore=shutil.ignore_patterns("images"))
     out = cli(paths, "backtest", "--weeks", "1", "--config", FAST)

@@ -13,27 +13,10 @@ from pathlib import Path
 import pytest
 
 from hm_recsys.paths import DataPaths
-from hm_recsys_tests.conftest import FAST, cli
+from hm_recsys_tests.conftest import FAST, artifacts, cli, copy_world
 from hm_recsys_tests.test_dagster_pipeline import run_count
 
 pytestmark = pytest.mark.slow
-# Deterministic artifacts compared byte for byte (training is seeded and single-process here).
-ARTIFACTS = ["submissions/*/*.csv", "reports/*/metrics.json", "tables/*.parquet", "candidates/*/*.parquet"]
-
-
-def copy_world(paths: DataPaths, dest: Path, with_state: bool = True) -> DataPaths:
-    """A copy of a data folder: everything (instance included), or only its raw files (from scratch)."""
-    if with_state:
-        shutil.copytree(paths.root, dest)
-    else:
-        shutil.copytree(paths.raw, dest / "raw")
-    return DataPaths(dest)
-
-
-def artifacts(paths: DataPaths) -> dict[str, bytes]:
-    return {str(p.relative_to(paths.root)): p.read_bytes() for pattern in ARTIFACTS for p in sorted(paths.root.glob(pattern))}
-
-
 def change_one_price(paths: DataPaths) -> None:
     tx = paths.raw / "transactions_train.csv"
     lines = tx.read_text().splitlines(keepends=True)
@@ -52,13 +35,43 @@ def insert_article(paths: DataPaths) -> None:
     arts.write_text(header + ",".join(fields) + first + "".join(rest))
 
 
-def test_one_command_after_a_change_equals_from_scratch(backtested, tmp_path):
-    """Two changes at once (one run of each costs as much as both): a price in an old week, and an article
-    inserted as the first row, which shifts every later article_idx under the tables built before."""
+def insert_customer(paths: DataPaths) -> None:
+    """A new, valid customer as the first data row: every later customer_idx shifts by one."""
+    custs = paths.raw / "customers.csv"
+    header, first, *rest = custs.read_text().splitlines(keepends=True)
+    fields = first.split(",")
+    fields[0] = "f" * 64
+    custs.write_text(header + ",".join(fields) + first + "".join(rest))
+
+
+def remove_one_row(paths: DataPaths) -> None:
+    """A transaction deleted from an old week (a correction upstream)."""
+    tx = paths.raw / "transactions_train.csv"
+    lines = tx.read_text().splitlines(keepends=True)
+    del lines[len(lines) // 3]
+    tx.write_text("".join(lines))
+
+
+def add_image(paths: DataPaths, source: DataPaths) -> None:
+    """The first image arrives in a world without any: that article leaves the has_image=0 path."""
+    image = sorted(source.images.rglob("*.jpg"))[0]
+    dest = paths.images / image.relative_to(source.images)
+    dest.parent.mkdir(parents=True, exist_ok=True)
+    shutil.copy(image, dest)
+
+
+def test_one_command_after_changes_equals_from_scratch(backtested, tiny_world, tmp_path):
+    """Every kind of raw change at once (one run of each costs as much as all): a price in an old week, an
+    article and a customer inserted as first rows (every later dense index shifts under the tables built
+    before), a transaction removed, and a first image. Appending a week is tested under `dagster dev`
+    (test_ui.py), against a from-scratch run as well."""
     paths, _ = backtested
     incremental = copy_world(paths, tmp_path / "incremental")
     change_one_price(incremental)
     insert_article(incremental)
+    insert_customer(incremental)
+    remove_one_row(incremental)
+    add_image(incremental, tiny_world)
     out = cli(incremental, "backtest", "--weeks", "1", "--config", FAST)
     assert out.returncode == 0, out.stdout[-3000:] + out.stderr[-3000:]
     runs = run_count(incremental)
@@ -73,37 +86,56 @@ def test_one_command_after_a_change_equals_from_scratch(backtested, tmp_path):
     assert [k for k in want if got[k] != want[k]] == []
 
 
-def _runs_started(paths: DataPaths) -> int:
+def _runs(paths: DataPaths, status: str | None = None) -> int:
     with sqlite3.connect(paths.dagster_home / "history" / "runs.db") as db:
-        return db.execute("select count(*) from runs where status = 'STARTED'").fetchone()[0]
+        if status:
+            return db.execute("select count(*) from runs where status = ?", (status,)).fetchone()[0]
+        return db.execute("select count(*) from runs").fetchone()[0]
 
 
-def test_a_killed_command_never_blocks_the_next(backtested, tmp_path):
+@pytest.fixture(scope="module")
+def reseeded(backtested, tmp_path_factory):
+    """A tuning seed other than the backtest's (it is recorded in ranker_hparams.json, so the whole ranking
+    tail must re-run: tuning, ranker, submissions, evaluation), and the uninterrupted result of that run."""
     paths, _ = backtested
+    root = tmp_path_factory.mktemp("reseeded")
+    cfg = root / "seed1.yaml"
+    cfg.write_text(Path(FAST).read_text().replace("n_trials: 2", "n_trials: 2, seed: 1"))
+    uninterrupted = copy_world(paths, root / "uninterrupted")
+    out = cli(uninterrupted, "backtest", "--weeks", "1", "--config", str(cfg))
+    assert out.returncode == 0, out.stderr[-3000:]
+    return cfg, artifacts(uninterrupted), _runs(uninterrupted) - _runs(paths)
+
+
+@pytest.mark.parametrize("kill_in_run", [1, 3], ids=["during-tuning", "during-ranker-training"])
+def test_a_killed_command_never_blocks_the_next(backtested, reseeded, kill_in_run, tmp_path):
+    """kill -9 of the whole process group while the n-th new run is inside a step; the next command
+    reports what it cleaned up and ends with exactly the uninterrupted result."""
+    paths, _ = backtested
+    cfg, want, new_runs = reseeded
+    assert new_runs > kill_in_run  # the kill lands inside the work, not after it
     killed = copy_world(paths, tmp_path / "killed")
-    cfg = tmp_path / "trials3.yaml"
-    cfg.write_text(Path(FAST).read_text().replace("n_trials: 2", "n_trials: 3"))
+    before = _runs(killed)
     env = {**os.environ, "HM_DATA_DIR": str(killed.root)}
-    proc = subprocess.Popen([sys.executable, "-m", "hm_recsys.cli", "backtest", "--config", str(cfg)], env=env,
-                            stdout=subprocess.DEVNULL, stderr=subprocess.DEVNULL, start_new_session=True)
-    deadline = time.time() + 600
-    while _runs_started(killed) == 0 and time.time() < deadline and proc.poll() is None:
+    proc = subprocess.Popen([sys.executable, "-m", "hm_recsys.cli", "backtest", "--weeks", "1", "--config", str(cfg)],
+                            env=env, stdout=subprocess.DEVNULL, stderr=subprocess.DEVNULL, start_new_session=True)
+    deadline = time.time() + 900
+    while not (_runs(killed) - before >= kill_in_run and _runs(killed, "STARTED")):
+        assert time.time() < deadline and proc.poll() is None, "the command ended before the kill point"
         time.sleep(0.5)
     time.sleep(3)  # inside a step
     os.killpg(proc.pid, signal.SIGKILL)
     proc.wait()
     (killed.root / "candidates" / ".leftover.parquet.x.tmp").write_bytes(b"half")  # what a kill mid-write leaves
 
-    out = cli(killed, "backtest", "--config", str(cfg))
+    out = cli(killed, "backtest", "--weeks", "1", "--config", str(cfg))
     assert out.returncode == 0, out.stdout[-3000:] + out.stderr[-3000:]
     assert "marked failed, pool slots freed" in out.stdout
     assert "removed leftover temporary" in out.stdout
     assert not list(killed.root.rglob(".*.tmp"))
-
-    uninterrupted = copy_world(paths, tmp_path / "uninterrupted")
-    out = cli(uninterrupted, "backtest", "--config", str(cfg))
-    assert out.returncode == 0, out.stderr[-3000:]
-    assert artifacts(killed) == artifacts(uninterrupted)
+    got = artifacts(killed)
+    assert sorted(got) == sorted(want)
+    assert [k for k in want if got[k] != want[k]] == []
 
 
 def test_two_commands_on_one_folder(backtested):
