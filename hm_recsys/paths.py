@@ -45,6 +45,16 @@ class DataPaths:
     def mlflow_artifacts(self) -> Path:
         return self.root / "mlartifacts"
 
+    @property
+    def shards(self) -> Path:
+        """Weekly TFRecord shards, content-keyed, shared by every target week whose window covers them."""
+        return self.root / "tfrecord_shards"
+
+    @property
+    def tower_chain(self) -> Path:
+        """Warm-start tower links, content-keyed (see retrieval.tower_chain)."""
+        return self.root / "tower_chain"
+
     def week_dir(self, kind: str, week_key: str) -> Path:
         """Per-week artifacts: ``kind`` is e.g. ``candidates``, ``features``, ``models``."""
         return self.root / kind / week_key

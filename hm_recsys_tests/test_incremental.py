@@ -13,7 +13,7 @@ from pathlib import Path
 import pytest
 
 from hm_recsys.paths import DataPaths
-from hm_recsys_tests.conftest import FAST, artifacts, cli, copy_world
+from hm_recsys_tests.conftest import FAST, artifacts, assert_same_artifacts, cli, copy_world
 from hm_recsys_tests.test_dagster_pipeline import run_count
 
 pytestmark = pytest.mark.slow
@@ -81,9 +81,7 @@ def test_one_command_after_changes_equals_from_scratch(backtested, tiny_world, t
     scratch = copy_world(incremental, tmp_path / "scratch", with_state=False)
     out = cli(scratch, "backtest", "--weeks", "1", "--config", FAST)
     assert out.returncode == 0, out.stdout[-3000:] + out.stderr[-3000:]
-    got, want = artifacts(incremental), artifacts(scratch)
-    assert sorted(got) == sorted(want)
-    assert [k for k in want if got[k] != want[k]] == []
+    assert_same_artifacts(artifacts(incremental), artifacts(scratch))
 
 
 def _runs(paths: DataPaths, status: str | None = None) -> int:
@@ -133,9 +131,7 @@ def test_a_killed_command_never_blocks_the_next(backtested, reseeded, kill_in_ru
     assert "marked failed, pool slots freed" in out.stdout
     assert "removed leftover temporary" in out.stdout
     assert not list(killed.root.rglob(".*.tmp"))
-    got = artifacts(killed)
-    assert sorted(got) == sorted(want)
-    assert [k for k in want if got[k] != want[k]] == []
+    assert_same_artifacts(artifacts(killed), want)
 
 
 def test_two_commands_on_one_folder(backtested):

@@ -143,7 +143,7 @@ def test_checkpoint_leaves_out_image_table_and_reloads_exactly(world, tmp_path):
 
     matrix = tower_features.image_matrix(images, tables.n_articles)
     before = two_tower.build_model(manifest, CFG, matrix)  # random init: every weight differs from a fresh build
-    two_tower._save(before, tmp_path / "m", CFG, manifest, [], root / "tfr", two_tower._fingerprint(matrix))
+    two_tower._save(before, tmp_path / "m", CFG, manifest, [], root / "tfr", two_tower.fingerprint(matrix))
     after, _ = two_tower.load_model(tmp_path / "m", root / "tfr", images)
     users, items = tfrecords.load_serving_features(root / "tfr")
     np.testing.assert_array_equal(brute_force.item_embeddings(before, items), brute_force.item_embeddings(after, items))

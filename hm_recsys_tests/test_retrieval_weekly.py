@@ -50,8 +50,10 @@ def test_consecutive_weeks_share_51_of_52_shards(weekly):
     assert set(after) - set(written_before) == {PREVIOUS.key}  # the one new week
     assert all(after[w] == t for w, t in written_before.items())  # older shards not rewritten
     assert second["vocab_sizes"] == first["vocab_sizes"] == tfr.static_vocab_sizes(tables)
-    with pytest.raises(ValueError, match="delete them to rewrite"):  # shards of another seed are not reused
-        tfr.write_weekly_window(tables, TARGET, root / "shards", root / "other", seed=1)
+    # shards of another seed are other content: new folders beside the old ones, never a reuse
+    other = tfr.write_weekly_window(tables, TARGET, root / "shards", root / "other", seed=1)
+    assert not set(other["shard_dirs"].values()) & set(second["shard_dirs"].values())
+    assert all(len(list((root / "shards" / w).iterdir())) == 2 for w in second["weeks"]["train"])
 
 
 def test_shard_round_trip_and_point_in_time_user_features(weekly):
@@ -70,7 +72,8 @@ def test_shard_round_trip_and_point_in_time_user_features(weekly):
     np.testing.assert_array_equal(joined["activity"].to_numpy(), joined["a"].to_numpy())
     # item_prob: each article's share of the weeks read
     batch = next(iter(tfr.weekly_dataset(second, second["weeks"]["finetune"], batch_size=10_000)[0]))
-    counts = pl.concat([pl.read_parquet(root / "shards" / w / tfr.ARTICLE_COUNTS) for w in second["weeks"]["finetune"]])
+    counts = pl.concat([pl.read_parquet(root / "shards" / second["shard_dirs"][w] / tfr.ARTICLE_COUNTS)
+                        for w in second["weeks"]["finetune"]])
     share = counts.group_by("article_idx").agg(p=pl.col("n").sum() / counts["n"].sum())
     a = int(batch["article_idx"].numpy()[0])
     assert batch["item_prob"].numpy()[0, 0] == pytest.approx(share.filter(pl.col("article_idx") == a)["p"].item(), rel=1e-6)
@@ -86,11 +89,14 @@ def test_weekly_window_never_sees_the_target_week(weekly, tmp_path):
         assert same, f"{name} changed when only rows on/after {TARGET.start} changed"
     old, new = _files(root / "shards"), _files(tmp_path / "shards")
     assert set(new) <= set(old) and all(old[n] == new[n] for n in new)
-    # one shard alone sees nothing from its own week's end on
+    # one shard alone (and its content key) sees nothing from its own week's end on
     shard = PREVIOUS.shift(-3)
-    tfr.write_week_shard(perturb_future(tables, shard.shift(1)), shard, tmp_path / "alone")
-    alone = _files(tmp_path / "alone" / shard.key)
-    assert alone == {k.split("/", 1)[1]: v for k, v in old.items() if k.startswith(shard.key + "/")}
+    future = perturb_future(tables, shard.shift(1))
+    key = tfr.shard_keys(future, [shard])[shard.key]
+    assert key == tfr.shard_keys(tables, [shard])[shard.key] == tfr.shard_keys(tables, [shard, TARGET])[shard.key]
+    tfr.write_week_shard(future, shard, tmp_path / "alone", key=key)
+    alone = _files(tmp_path / "alone" / shard.key / key)
+    assert alone and alone == {k.split("/", 2)[2]: v for k, v in old.items() if k.startswith(f"{shard.key}/{key}/")}
 
 
 def test_weekly_shards_do_change_with_their_week(weekly, tmp_path):
@@ -101,9 +107,13 @@ def test_weekly_shards_do_change_with_their_week(weekly, tmp_path):
         article_idx=pl.when(pl.col("t_dat") == day).then((pl.col("article_idx") + 1) % tables.n_articles)
         .otherwise(pl.col("article_idx")))
     assert tables.transactions.filter(pl.col("t_dat") == day).height > 0
-    tfr.write_week_shard(Tables(tables.articles, tables.customers, tx), PREVIOUS, tmp_path)
-    assert _files(tmp_path / PREVIOUS.key) != {k.split("/", 1)[1]: v for k, v in _files(root / "shards").items()
-                                                 if k.startswith(PREVIOUS.key + "/")}
+    changed = Tables(tables.articles, tables.customers, tx)
+    assert tfr.shard_keys(changed, [PREVIOUS])[PREVIOUS.key] != tfr.shard_keys(tables, [PREVIOUS])[PREVIOUS.key]
+    assert tfr.shard_keys(changed, [PREVIOUS.shift(-1)]) == tfr.shard_keys(tables, [PREVIOUS.shift(-1)])
+    folder = json.loads((root / "target" / tfr.MANIFEST).read_text())["shard_dirs"][PREVIOUS.key]
+    tfr.write_week_shard(changed, PREVIOUS, tmp_path, key=folder.split("/")[1])  # same name, to compare bytes
+    assert _files(tmp_path / folder) != {k.split("/", 2)[2]: v for k, v in _files(root / "shards").items()
+                                         if k.startswith(folder + "/")}
 
 
 def test_warm_start_trains_from_last_week_without_leakage(weekly, tmp_path):
@@ -113,7 +123,8 @@ def test_warm_start_trains_from_last_week_without_leakage(weekly, tmp_path):
     two_tower.train(root / "prev", tmp_path / "prev", scratch, images)
     hist = two_tower.train(root / "target", tmp_path / "warm", CFG, images, init_from=tmp_path / "prev")
     assert hist["window"] == "train[-1 weeks]" and len(hist["loss"]) == CFG.incremental_epochs
-    assert hist["n_examples"] == json.loads((root / "shards" / PREVIOUS.key / tfr.SHARD_META).read_text())["n_examples"]
+    shard = json.loads((root / "target" / tfr.MANIFEST).read_text())["shard_dirs"][PREVIOUS.key]
+    assert hist["n_examples"] == json.loads((root / "shards" / shard / tfr.SHARD_META).read_text())["n_examples"]
     prev, _ = two_tower.load_model(tmp_path / "prev", root / "prev", images)
     warm, _ = two_tower.load_model(tmp_path / "warm", root / "target", images)
     moved = [np.abs(a - b).mean() / (np.abs(a).mean() + 1e-12)

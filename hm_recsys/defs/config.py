@@ -38,7 +38,7 @@ class ImageEmbeddingConfig(StrictConfig):
 
 
 class TfRecordsConfig(StrictConfig):
-    n_shards: int = Field(4, ge=1)
+    n_shards: int = Field(1, ge=1)  # files per weekly shard
     seed: int = 0
 
 
@@ -54,6 +54,12 @@ class TwoTowerSettings(StrictConfig):
     finetune_learning_rate: float = Field(0.003, gt=0)
     use_images: bool = True
     seed: int = 0
+    # Week W's towers start from W-1's and learn the new week (retrieval.tower_chain); from scratch every
+    # anchor_every calendar weeks. warm_start: false trains every week from scratch on 52 weeks.
+    warm_start: bool = True
+    anchor_every: int = Field(4, ge=1)
+    incremental_weeks: int = Field(1, ge=1, le=52)
+    incremental_epochs: int = Field(2, ge=1)
 
     def to_config(self):
         from hm_recsys.retrieval.two_tower import TwoTowerConfig

@@ -17,6 +17,7 @@ Layout of ``out_dir`` (written into a temporary folder, then renamed: never half
 from __future__ import annotations
 
 import datetime as dt
+import fcntl
 import json
 import os
 import time
@@ -225,6 +226,7 @@ def write_tfrecords(
         "week": week.key,
         "cutoff": str(week.cutoff),
         "seed": seed,
+        "n_shards": n_shards,
         "compression": compression,
         "feature_params": asdict(params),
         "n_customers": tables.n_customers,
@@ -340,8 +342,11 @@ def load_serving_features(tfrecords_dir: str | os.PathLike) -> tuple[pl.DataFram
 # master tables), a shard serves every later target week whose window covers it; a week's "TFRecords"
 # is then only a manifest naming its shards plus the serving features.
 #
-#     shards_root/<week key>/part-*.tfrecord.gz, shard.json, article_counts.parquet
-#     out_dir/manifest.json (format 2, windows = lists of week keys), user_features / item_features.parquet
+#     shards_root/<week key>/<content key>/part-*.tfrecord.gz, shard.json, article_counts.parquet
+#     out_dir/manifest.json (format 2, windows = lists of week keys, shard_dirs), user_features / item_features.parquet
+#
+# The content key (``shard_keys``) hashes everything a shard is computed from, so a shard is reused only
+# when rewriting it would give the same bytes: a changed old row or master table writes new shards.
 
 WEEKLY_FORMAT_VERSION = 2
 SHARD_META = "shard.json"
@@ -396,14 +401,63 @@ def week_examples(tables: Tables, shard_week: TargetWeek, params: tfeat.FeatureP
     )
 
 
+def window_weeks(week: TargetWeek, train_weeks: int = TRAIN_WEEKS) -> list[TargetWeek]:
+    """The shard weeks of ``week``'s training window, oldest first (the weeks before it)."""
+    return [week.shift(-i) for i in range(train_weeks, 0, -1)]
+
+
+def shard_keys(tables: Tables, weeks: list[TargetWeek], params: tfeat.FeatureParams = tfeat.FeatureParams(),
+               seed: int = 0, compression: str | None = "GZIP", n_shards: int = 1) -> dict[str, str]:
+    """A content key per shard week: a hash of every transaction before the week's end, both master
+    tables and the writing parameters.
+
+    Chained calendar week by calendar week from the data's first one, so a week's key does not depend
+    on which other weeks were asked for: a changed row changes the key of its week and of every later
+    week, an appended week changes none of the earlier keys.
+    """
+    import hashlib
+
+    if not weeks:
+        return {}
+    static = hashlib.blake2b(digest_size=16)
+    static.update(json.dumps({"format": WEEKLY_FORMAT_VERSION, "params": asdict(params), "seed": seed,
+                              "compression": compression, "n_shards": n_shards, "columns": {c: str(t) for c, t in tables.transactions.schema.items()}},
+                             sort_keys=True).encode())
+    for master in (tables.articles, tables.customers):
+        static.update(master.hash_rows(seed=0).to_numpy().tobytes())
+    ref = min(w.start for w in weeks)
+    epoch_days = (ref - dt.date(1970, 1, 1)).days
+    rows = tables.transactions.filter(pl.col("t_dat") < max(w.end for w in weeks))
+    week_idx = (rows["t_dat"].cast(pl.Int32).to_numpy().astype(np.int64) - epoch_days) // WEEK_DAYS
+    hashes = rows.hash_rows(seed=0).to_numpy()
+    order = np.argsort(week_idx, kind="stable")
+    week_idx, hashes = week_idx[order], hashes[order]
+    data_weeks = np.unique(week_idx)
+    chain, done, keys = static, 0, {}
+    for w in sorted(weeks, key=lambda w: w.start):
+        upto = (w.start - ref).days // WEEK_DAYS
+        for idx in data_weeks[done:][data_weeks[done:] <= upto]:
+            lo, hi = np.searchsorted(week_idx, [idx, idx + 1])
+            chain.update(int(idx + epoch_days // WEEK_DAYS).to_bytes(8, "little", signed=True))
+            chain.update(hashes[lo:hi].tobytes())
+            done += 1
+        last = chain.copy()
+        last.update(w.key.encode())
+        keys[w.key] = last.hexdigest()
+    return keys
+
+
 def write_week_shard(tables: Tables, shard_week: TargetWeek, shards_root: str | os.PathLike, n_shards: int = 1,
                      seed: int = 0, params: tfeat.FeatureParams = tfeat.FeatureParams(),
-                     compression: str | None = "GZIP") -> dict:
-    """Write ``shards_root/<shard_week>/`` (atomically) unless it exists; returns its ``shard.json``.
+                     compression: str | None = "GZIP", key: str | None = None) -> dict:
+    """Write ``shards_root/<shard_week>[/<key>]/`` (atomically) unless it exists; returns its ``shard.json``.
 
     Reads only transactions before ``shard_week.end``. A week without purchases gets a shard of no files.
+    ``key`` (``shard_keys``) names the folder by content, so a folder that exists is the right one.
     """
     folder = Path(shards_root) / shard_week.key
+    if key:
+        folder = folder / key
     if (folder / SHARD_META).is_file():
         return json.loads((folder / SHARD_META).read_text())
     tf, _ = tf_env.tensorflow()
@@ -413,6 +467,7 @@ def write_week_shard(tables: Tables, shard_week: TargetWeek, shards_root: str | 
     meta = {
         "format_version": WEEKLY_FORMAT_VERSION,
         "week": shard_week.key,
+        "key": key,
         "seed": seed,
         "compression": compression,
         "feature_params": asdict(params),
@@ -437,40 +492,45 @@ def write_week_shard(tables: Tables, shard_week: TargetWeek, shards_root: str | 
 def write_weekly_window(tables: Tables, week: TargetWeek, shards_root: str | os.PathLike, out_dir: str | os.PathLike,
                         n_shards: int = 1, seed: int = 0, params: tfeat.FeatureParams = tfeat.FeatureParams(),
                         compression: str | None = "GZIP", train_weeks: int = TRAIN_WEEKS,
-                        finetune_weeks: int = FINETUNE_WEEKS) -> dict:
+                        finetune_weeks: int = FINETUNE_WEEKS, serving: bool = True) -> dict:
     """The towers' inputs for target ``week`` from weekly shards: writes the shards of the ``train_weeks``
     weeks before ``week`` that do not exist yet, then ``out_dir`` = manifest + serving features.
 
     Windows are whole weeks (52 = 364 days, 4 = 28 days, vs 365 / 30 in ``write_tfrecords``). The
     manifest reads like ``write_tfrecords``' for ``two_tower`` (``window_paths``, ``feature_spec``,
-    ``vocab_sizes``) plus ``weeks``: per window the week keys, oldest first. Same inputs -> same bytes.
+    ``vocab_sizes``) plus ``weeks``: per window the week keys, oldest first, and ``shard_dirs``: each week's
+    folder under ``shards_root``. Same inputs -> same bytes. ``serving=False`` skips the serving features
+    (a window only trained on, as the links of a warm-start chain).
     """
     if finetune_weeks > train_weeks:
         raise ValueError(f"finetune_weeks {finetune_weeks} > train_weeks {train_weeks}")
     shards_root = Path(shards_root).resolve()
-    weeks = [week.shift(-i) for i in range(train_weeks, 0, -1)]
+    weeks = window_weeks(week, train_weeks)
     vocab = static_vocab_sizes(tables)
-    wanted = (vocab, asdict(params), seed, compression)
-    existing = [json.loads(p.read_text()) for w in weeks if (p := shards_root / w.key / SHARD_META).is_file()]
-    stale = [m["week"] for m in existing if (m["vocab_sizes"], m["feature_params"], m["seed"], m["compression"]) != wanted]
-    if stale:
-        raise ValueError(f"week shards {stale} under {shards_root} were written with other master tables, feature "
-                         "params, seed or compression: delete them to rewrite")
-    metas = [write_week_shard(tables, w, shards_root, n_shards, seed, params, compression) for w in weeks]
+    keys = shard_keys(tables, weeks, params, seed, compression, n_shards)
+    dirs = {w.key: f"{w.key}/{keys[w.key]}" for w in weeks}
+    shards_root.mkdir(parents=True, exist_ok=True)
+    with open(shards_root / ".lock", "w") as lock:  # steps of other weeks write the same shards: one at a time
+        fcntl.flock(lock, fcntl.LOCK_EX)
+        metas = [write_week_shard(tables, w, shards_root, n_shards, seed, params, compression, key=keys[w.key])
+                 for w in weeks]
     specs = {json.dumps(m["feature_spec"], sort_keys=True) for m in metas if m["feature_spec"]}
     if len(specs) != 1:
         raise ValueError(f"week shards under {shards_root} disagree on (or lack) the feature spec: rewrite them")
-    users = tfeat.user_features(tables, week, params)
-    items = tfeat.item_features(tables, week, params)
-    keys = _serving_keys(tables, week, params)
-    users = users.with_columns(customer_key=pl.Series(keys["customer_key"]))
-    items = items.with_columns(article_key=pl.Series(keys["article_key"]), product_key=pl.Series(keys["product_key"]))
+    if serving:
+        users = tfeat.user_features(tables, week, params)
+        items = tfeat.item_features(tables, week, params)
+        serving_keys = _serving_keys(tables, week, params)
+        users = users.with_columns(customer_key=pl.Series(serving_keys["customer_key"]))
+        items = items.with_columns(article_key=pl.Series(serving_keys["article_key"]),
+                                   product_key=pl.Series(serving_keys["product_key"]))
     windows = {"train": metas, "finetune": metas[len(metas) - finetune_weeks:]}
     manifest = {
         "format_version": WEEKLY_FORMAT_VERSION,
         "week": week.key,
         "cutoff": str(week.cutoff),
         "seed": seed,
+        "n_shards": n_shards,
         "compression": compression,
         "feature_params": asdict(params),
         "n_customers": tables.n_customers,
@@ -482,20 +542,22 @@ def write_weekly_window(tables: Tables, week: TargetWeek, shards_root: str | os.
                                 *[tfeat.cat_column(c) for c in tfeat.categorical_vocabs(tables.articles)]],
         "shards_root": str(shards_root),
         "weeks": {name: [m["week"] for m in ms] for name, ms in windows.items()},
+        "shard_dirs": dirs,
         "windows": {
             name: {
                 "first_day": str(dt.date.fromisoformat(ms[0]["week"])),
                 "last_day": str(week.cutoff - dt.timedelta(days=1)),
                 "n_examples": sum(m["n_examples"] for m in ms),
-                "shards": [f"{m['week']}/{f}" for m in ms for f in m["files"]],
+                "shards": [f"{dirs[m['week']]}/{f}" for m in ms for f in m["files"]],
             }
             for name, ms in windows.items()
         },
     }
     with io.atomic_path(out_dir) as tmp:
         tmp.mkdir()
-        users.write_parquet(tmp / USER_FEATURES, compression="zstd")
-        items.write_parquet(tmp / ITEM_FEATURES, compression="zstd")
+        if serving:
+            users.write_parquet(tmp / USER_FEATURES, compression="zstd")
+            items.write_parquet(tmp / ITEM_FEATURES, compression="zstd")
         (tmp / MANIFEST).write_text(json.dumps(manifest, indent=2, sort_keys=True) + "\n")
     return manifest
 
@@ -517,9 +579,10 @@ def weekly_dataset(manifest: dict, weeks: list[str], batch_size: int, shuffle_bu
     counts = np.zeros(manifest["n_articles"], dtype=np.float64)
     paths = []
     for w in weeks:
-        meta = json.loads((root / w / SHARD_META).read_text())
-        paths += [str(root / w / f) for f in meta["files"]]
-        c = pl.read_parquet(root / w / ARTICLE_COUNTS)
+        folder = root / manifest.get("shard_dirs", {}).get(w, w)
+        meta = json.loads((folder / SHARD_META).read_text())
+        paths += [str(folder / f) for f in meta["files"]]
+        c = pl.read_parquet(folder / ARTICLE_COUNTS)
         np.add.at(counts, c["article_idx"].to_numpy(), c["n"].to_numpy())
     n = int(counts.sum())
     if n == 0:

@@ -67,12 +67,14 @@ class TwoTowerConfig:
     shuffle_buffer: int = 65536
     seed: int = 0
     deterministic: bool = True
-    # Weekly warm start (weekly-shard TFRecords only): when set, the Dagster layer passes the previous
-    # week's model as ``train(init_from=...)``, which then trains only on the newest ``incremental_weeks``
-    # weekly shards (1 = just the new week; more = a replay of recent weeks) for ``incremental_epochs``.
+    # Weekly warm start (weekly-shard TFRecords only; see tower_chain): ``train(init_from=...)`` starts
+    # from the previous week's model and trains only on the newest ``incremental_weeks`` weekly shards
+    # (1 = just the new week; more = a replay of recent weeks) for ``incremental_epochs``; the chain
+    # restarts from scratch every ``anchor_every`` calendar weeks.
     warm_start: bool = False
     incremental_weeks: int = 1
     incremental_epochs: int = 2
+    anchor_every: int = 4
 
     @classmethod
     def cpu_preset(cls, **overrides) -> "TwoTowerConfig":
@@ -284,7 +286,7 @@ def _fit(model, tfrecords_dir, window: str, config: TwoTowerConfig, epochs: int,
     }
 
 
-def _fingerprint(images: np.ndarray) -> str:
+def fingerprint(images: np.ndarray) -> str:
     return hashlib.blake2b(np.ascontiguousarray(images, dtype=np.float32).data, digest_size=16).hexdigest()
 
 
@@ -363,7 +365,7 @@ def train(
         history = _fit(model, tfrecords_dir, "train", config, config.incremental_epochs, config.learning_rate,
                        last_weeks=config.incremental_weeks)
         history["init_from"] = str(Path(init_from).resolve())
-    _save(model, out_dir, config, manifest, [history], tfrecords_dir, _fingerprint(images) if images is not None else None)
+    _save(model, out_dir, config, manifest, [history], tfrecords_dir, fingerprint(images) if images is not None else None)
     return history
 
 
@@ -380,7 +382,7 @@ def _warm_start(model, init_from: Path, manifest: dict, config: TwoTowerConfig, 
     if meta.get("vocab_sizes") != manifest["vocab_sizes"]:
         raise ValueError(f"{init_from} has other id tables than week {manifest['week']}'s TFRecords: warm starts need "
                          "weekly-shard TFRecords (write_weekly_window), whose tables are sized by the master tables")
-    if images is not None and meta.get("image_fingerprint") != _fingerprint(images):
+    if images is not None and meta.get("image_fingerprint") != fingerprint(images):
         raise ValueError(f"{init_from} was trained with other image embeddings than the ones given")
     _checkpoint(model.user_tower).read(str(init_from / USER_WEIGHTS)).assert_consumed()
     _checkpoint(model.item_tower).read(str(init_from / ITEM_WEIGHTS)).assert_consumed()
@@ -438,7 +440,7 @@ def load_model(
             raise ValueError(f"model {model_dir} uses image features: pass the image embeddings frame it was "
                              "trained with (image_embeddings=...); checkpoints do not store the image table")
         images = image_matrix(image_embeddings, manifest["n_articles"])
-        if _fingerprint(images) != meta["image_fingerprint"]:
+        if fingerprint(images) != meta["image_fingerprint"]:
             raise ValueError(f"model {model_dir} was trained with other image embeddings than the ones given "
                              "(fingerprint differs): retrain it, or pass the embeddings it was trained with")
     model = build_model(manifest, config, images)

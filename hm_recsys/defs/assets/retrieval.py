@@ -83,40 +83,62 @@ def build(weeks: dg.PartitionsDefinition, configs: dict, automation: dg.Automati
     TfRecordsConfig, TwoTowerSettings, RetrievalConfig = configs["tfrecords"], configs["two_tower"], configs["retrieval_candidates"]
     common = dict(partitions_def=weeks, group_name=GROUP, automation_condition=automation)
 
-    @dg.asset(deps=TABLES, code_version=code_version("1", TfRecordsConfig), kinds={"tensorflow"}, **common)
+    @dg.asset(deps=TABLES, code_version=code_version("2", TfRecordsConfig), kinds={"tensorflow"}, **common)
     def tfrecords(context: dg.AssetExecutionContext, config: TfRecordsConfig, data: DataResource) -> dg.MaterializeResult:
-        """The 365-day training and 30-day fine-tuning windows before the week, as sharded tf.train.Example files."""
-        from hm_recsys.retrieval.tfrecords import write_tfrecords
+        """The 52 weeks before the week as weekly tf.train.Example shards (each written once, reused by later weeks)."""
+        from hm_recsys.retrieval.tfrecords import write_weekly_window
         from hm_recsys.weeks import TargetWeek
 
         out = data.paths.week_dir("tfrecords", context.partition_key)
-        manifest = write_tfrecords(data.tables(), TargetWeek.from_key(context.partition_key), out,
-                                   n_shards=config.n_shards, seed=config.seed)
+        before = set(data.paths.shards.glob("*/*"))
+        manifest = write_weekly_window(data.tables(), TargetWeek.from_key(context.partition_key), data.paths.shards, out,
+                                       n_shards=config.n_shards, seed=config.seed)
+        written = len(set(data.paths.shards.glob("*/*")) - before)
         windows = [{"window": w, **{k: v for k, v in stats.items() if isinstance(v, (int, float, str))}}
                    for w, stats in manifest["windows"].items()]
         return dg.MaterializeResult(
             data_version=data_version(out),
-            metadata={"path": dg.MetadataValue.path(str(out)), "windows": markdown_table(windows), **config_metadata(config)},
+            metadata={"path": dg.MetadataValue.path(str(out)), "windows": markdown_table(windows),
+                      "shards_written": written, "shards_reused": len(manifest["shard_dirs"]) - written,
+                      **config_metadata(config)},
         )
 
-    @dg.asset(deps=[tfrecords, "image_embeddings"], pool=GPU_POOL, code_version=code_version("2", TwoTowerSettings),
+    @dg.asset(deps=[tfrecords, "image_embeddings"], pool=GPU_POOL, code_version=code_version("3", TwoTowerSettings),
               kinds={"tensorflow"}, **common)
     def two_tower_model(context: dg.AssetExecutionContext, config: TwoTowerSettings, data: DataResource,
                         mlflow: MlflowTracking) -> dg.MaterializeResult:
-        """TFRS two-tower (in-batch softmax) trained on the 365 days before the week."""
+        """TFRS two-tower (in-batch softmax): the previous week's towers trained on the new week (from scratch on 52 weeks every 4th week)."""
+        import json
+        import shutil
+
         import mlflow as mlf
 
-        from hm_recsys.retrieval.two_tower import train
+        from hm_recsys import io
+        from hm_recsys.retrieval.tfrecords import load_manifest
+        from hm_recsys.retrieval.tower_chain import train_chain
+        from hm_recsys.retrieval.two_tower import HISTORY, train
+        from hm_recsys.weeks import TargetWeek
 
         key = context.partition_key
         out = data.paths.week_dir("models", key) / "two_tower"
-        history = train(data.paths.week_dir("tfrecords", key), out, config.to_config(),
-                        image_embeddings=load_image_embeddings(data) if config.use_images else None)
+        images = load_image_embeddings(data) if config.use_images else None
+        links = []
+        if config.warm_start:  # the links' shards are written as this week's were
+            written = load_manifest(data.paths.week_dir("tfrecords", key))
+            link, links = train_chain(data.tables(), TargetWeek.from_key(key), data.paths.shards, data.paths.tower_chain,
+                                      config.to_config(), images, n_shards=written["n_shards"], seed=written["seed"],
+                                      say=context.log.info)
+            with io.atomic_path(out) as tmp:
+                shutil.copytree(link, tmp)
+            history = json.loads((out / HISTORY).read_text())[-1]
+        else:
+            history = train(data.paths.week_dir("tfrecords", key), out, config.to_config(), image_embeddings=images)
         with mlflow.run(context) as run_id:
             mlf.log_params({f"two_tower.{k}": v for k, v in config.model_dump().items()})
             log_curve("two_tower_train", history)
+        chain = {"chain": markdown_table(links), "links_trained": sum(not r["reused"] for r in links)} if links else {}
         return dg.MaterializeResult(data_version=data_version(out),
-                                    metadata=_train_metadata(history, out) | {"mlflow_run_id": run_id} | config_metadata(config))
+                                    metadata=_train_metadata(history, out) | chain | {"mlflow_run_id": run_id} | config_metadata(config))
 
     @dg.asset(deps=[two_tower_model, "image_embeddings"], pool=GPU_POOL, code_version=code_version("2", TwoTowerSettings),
               kinds={"tensorflow"}, **common)
