@@ -103,6 +103,17 @@ def test_save_load_and_importance(tmp_path, frames, model):
         load_model(tmp_path / "missing.cbm")
 
 
+def test_the_same_model_trained_twice_is_the_same_file(tmp_path, frames, model):
+    """No finish time or random guid in the file: the same training gives the same bytes (data version)."""
+    import time
+
+    time.sleep(1.1)  # a finish time in seconds would differ
+    again = train_ranker(training_set(frames[1:]), SMALL, seed=0, task_type="CPU")
+    a, b = save_model(model, tmp_path / "a.cbm"), save_model(again, tmp_path / "b.cbm")
+    assert a.read_bytes() == b.read_bytes()
+    assert load_model(a).get_metadata()["model_guid"] != ""
+
+
 def test_train_rejects_bad_input(frames):
     train = training_set(frames[1:])
     with pytest.raises(ValueError, match="objective must be"):

@@ -126,8 +126,20 @@ def feature_importance(model: CatBoost) -> pl.DataFrame:
 
 
 def save_model(model: CatBoost, path: str | Path) -> Path:
-    """Write the model atomically in CatBoost's binary format (readable by ``load_model``)."""
+    """Write the model atomically in CatBoost's binary format (readable by ``load_model``).
+
+    CatBoost stamps every file with the training's finish time and a random ``model_guid``: the same model
+    would get new bytes, so a new data version, and every dependant would look changed. Both are replaced
+    by values of the model itself (no time; the guid a hash of the rest), so the same model is the same file.
+    """
+    import hashlib
+
+    meta = model.get_metadata()
+    meta["train_finish_time"] = ""
+    meta["model_guid"] = ""
     with atomic_path(path) as tmp:
+        model.save_model(str(tmp), format="cbm")
+        meta["model_guid"] = hashlib.blake2b(tmp.read_bytes(), digest_size=16).hexdigest()
         model.save_model(str(tmp), format="cbm")
     return Path(path)
 
