@@ -510,7 +510,7 @@ def write_weekly_window(tables: Tables, week: TargetWeek, shards_root: str | os.
     keys = shard_keys(tables, weeks, params, seed, compression, n_shards)
     dirs = {w.key: f"{w.key}/{keys[w.key]}" for w in weeks}
     shards_root.mkdir(parents=True, exist_ok=True)
-    with open(shards_root / ".lock", "w") as lock:  # steps of other weeks write the same shards: one at a time
+    with open(shards_root / ".lock", "a") as lock:  # steps of other weeks write the same shards: one at a time
         fcntl.flock(lock, fcntl.LOCK_EX)
         metas = [write_week_shard(tables, w, shards_root, n_shards, seed, params, compression, key=keys[w.key])
                  for w in weeks]
