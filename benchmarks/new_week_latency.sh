@@ -20,7 +20,8 @@ tx.write_text(header + "".join(kept))
 print("held back", len(rows) - len(kept), "rows from", start)
 PY
 t0=$(date +%s)
-.venv/bin/hm-recsys predict --data-dir "$D" 2>&1 | grep -v "DEBUG\|I0000\|WARNING: All" | tail -3
+# the daemon's window (production week + newest labelled week), so it starts with nothing to do
+.venv/bin/hm-recsys backtest --weeks 1 --data-dir "$D" 2>&1 | grep -v "DEBUG\|I0000\|WARNING: All" | tail -3
 echo "initial production week built by the CLI in $(( $(date +%s) - t0 ))s"
 setsid .venv/bin/hm-recsys ui --data-dir "$D" --port 3917 > "$D/../ui.log" 2>&1 &
 UI=$!
@@ -30,6 +31,7 @@ t1=$(date +%s)
 cat "$D/../held.csv" >> "$D/raw/transactions_train.csv"
 echo "appended a week at $(date -u +%T)"
 while true; do
+  if (( $(date +%s) - t1 > 3600 )); then echo "no new final.csv within an hour"; kill -TERM -- -$UI; exit 1; fi
   new=$(ls "$D"/submissions | sort | tail -1)
   if [ -f "$D/submissions/$new/final.csv" ] && ! echo "$before" | grep -qx "$new"; then break; fi
   sleep 10
