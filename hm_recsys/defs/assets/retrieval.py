@@ -144,7 +144,7 @@ def build(weeks: dg.PartitionsDefinition, configs: dict, automation: dg.Automati
               kinds={"tensorflow"}, **common)
     def two_tower_finetuned(context: dg.AssetExecutionContext, config: TwoTowerSettings, data: DataResource,
                             mlflow: MlflowTracking) -> dg.MaterializeResult:
-        """The two-tower model fine-tuned on the last 30 days before the week."""
+        """The two-tower model fine-tuned on the last 4 weeks before the week."""
         import mlflow as mlf
 
         from hm_recsys.retrieval.two_tower import finetune
