@@ -16,14 +16,15 @@ pytestmark = pytest.mark.slow
 REPO = Path(__file__).resolve().parents[1]
 
 
-def run_count(paths, job: str | None = None) -> int:
-    """Materialization runs in the instance (raw files are observed without a run), of one job if given."""
+def run_count(paths, job: str | None = None, status: str | None = None) -> int:
+    """Materialization runs in the instance (raw files are observed without a run), of one job / status if given."""
     import sqlite3
 
+    where = {"pipeline_name": job, "status": status}
+    clauses = [f"{col} = ?" for col, value in where.items() if value]
+    query = "select count(*) from runs" + (" where " + " and ".join(clauses) if clauses else "")
     with sqlite3.connect(paths.dagster_home / "history" / "runs.db") as db:
-        if job:
-            return db.execute("select count(*) from runs where pipeline_name = ?", (job,)).fetchone()[0]
-        return db.execute("select count(*) from runs").fetchone()[0]
+        return db.execute(query, [v for v in where.values() if v]).fetchone()[0]
 
 
 def test_definitions_validate(tiny_world):

@@ -4,7 +4,6 @@ from-scratch result; a killed command never blocks the next; bad input is one cl
 import os
 import shutil
 import signal
-import sqlite3
 import subprocess
 import sys
 import time
@@ -84,13 +83,6 @@ def test_one_command_after_changes_equals_from_scratch(backtested, tiny_world, t
     assert_same_artifacts(artifacts(incremental), artifacts(scratch))
 
 
-def _runs(paths: DataPaths, status: str | None = None) -> int:
-    with sqlite3.connect(paths.dagster_home / "history" / "runs.db") as db:
-        if status:
-            return db.execute("select count(*) from runs where status = ?", (status,)).fetchone()[0]
-        return db.execute("select count(*) from runs").fetchone()[0]
-
-
 @pytest.fixture(scope="module")
 def reseeded(backtested, tmp_path_factory):
     """A tuning seed other than the backtest's (it is recorded in ranker_hparams.json, so the whole ranking
@@ -102,7 +94,7 @@ def reseeded(backtested, tmp_path_factory):
     uninterrupted = copy_world(paths, root / "uninterrupted")
     out = cli(uninterrupted, "backtest", "--weeks", "1", "--config", str(cfg))
     assert out.returncode == 0, out.stderr[-3000:]
-    return cfg, artifacts(uninterrupted), _runs(uninterrupted) - _runs(paths)
+    return cfg, artifacts(uninterrupted), run_count(uninterrupted) - run_count(paths)
 
 
 @pytest.mark.parametrize("kill_in_run", [1, 3], ids=["during-tuning", "during-ranker-training"])
@@ -113,12 +105,12 @@ def test_a_killed_command_never_blocks_the_next(backtested, reseeded, kill_in_ru
     cfg, want, new_runs = reseeded
     assert new_runs > kill_in_run  # the kill lands inside the work, not after it
     killed = copy_world(paths, tmp_path / "killed")
-    before = _runs(killed)
+    before = run_count(killed)
     env = {**os.environ, "HM_DATA_DIR": str(killed.root)}
     proc = subprocess.Popen([sys.executable, "-m", "hm_recsys.cli", "backtest", "--weeks", "1", "--config", str(cfg)],
                             env=env, stdout=subprocess.DEVNULL, stderr=subprocess.DEVNULL, start_new_session=True)
     deadline = time.time() + 900
-    while not (_runs(killed) - before >= kill_in_run and _runs(killed, "STARTED")):
+    while not (run_count(killed) - before >= kill_in_run and run_count(killed, status="STARTED")):
         assert time.time() < deadline and proc.poll() is None, "the command ended before the kill point"
         time.sleep(0.5)
     time.sleep(3)  # inside a step
