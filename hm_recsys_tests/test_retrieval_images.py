@@ -133,3 +133,37 @@ def test_mixed_precision_default_and_closeness(catalogue, monkeypatch):
     a, b = fp32["embedding"].to_numpy()[:4], bf16["embedding"].to_numpy()[:4]
     cosine = (a * b).sum(1) / np.linalg.norm(a, axis=1) / np.linalg.norm(b, axis=1)
     assert cosine.min() > 0.99 and not np.array_equal(a, b)
+
+
+def test_photos_are_never_upscaled_and_the_side_is_part_of_reuse(tmp_path, monkeypatch):
+    """A 128 px photo is seen at 128 (not upscaled to 224, 3x the FLOPs); a smaller max_side re-embeds it."""
+    monkeypatch.delenv(ie.WEIGHTS_ENV, raising=False)
+    rng = np.random.default_rng(0)
+    sizes = {"0108775015": (128, 128), "0108775044": (300, 400), "0110065001": (20, 30)}
+    for article_id, (w, h) in sizes.items():
+        path = ie.image_path(tmp_path, article_id)
+        path.parent.mkdir(parents=True, exist_ok=True)
+        Image.fromarray(rng.integers(0, 255, (h, w, 3), dtype=np.uint8)).save(path, quality=95)
+    articles = pl.DataFrame({"article_idx": pl.Series(range(3), dtype=pl.Int32), "article_id": list(sizes)})
+    first, _ = ie.embed_images(tmp_path, articles, allow_download=False)
+    assert first["input_side"].to_list() == [128, 224, ie.MIN_SIDE]
+    # The same photo at its own size and the file's vector agree: batching by side keeps rows in place.
+    model = ie.build_model(None)
+    alone, ok = ie.embed_files(model, [ie.image_path(tmp_path, "0108775015")])
+    assert ok.all()
+    np.testing.assert_allclose(alone[0], first["embedding"].to_numpy()[0], rtol=1e-4, atol=1e-5)
+
+    second, info = ie.embed_images(tmp_path, articles, previous=first, allow_download=False, max_side=128)
+    assert second["input_side"].to_list() == [128, 128, ie.MIN_SIDE]
+    assert (info["n_reused"], info["n_embedded"]) == (2, 1)  # only the photo larger than 128 is embedded again
+    with pytest.raises(ValueError, match="max_side"):
+        ie.embed_images(tmp_path, articles, allow_download=False, max_side=32)
+
+
+def test_embeddings_from_an_older_layout_are_embedded_again(catalogue, caplog, monkeypatch):
+    monkeypatch.delenv(ie.WEIGHTS_ENV, raising=False)
+    images, articles = catalogue
+    first, _ = ie.embed_images(images, articles, allow_download=False)
+    with caplog.at_level(logging.WARNING):
+        _, info = ie.embed_images(images, articles, previous=first.drop("input_side"), allow_download=False)
+    assert (info["n_reused"], info["n_embedded"]) == (0, 4) and "input_side" in caplog.text

@@ -24,7 +24,11 @@ from hm_recsys.retrieval import tf_env
 log = logging.getLogger(__name__)
 
 EMBEDDING_DIM = 2048
-IMAGE_SIZE = 224
+# ResNet50 sees each photo as a square of side min(MAX_SIDE, max(MIN_SIDE, its shorter side)): never
+# upscaled (a 128 px synthetic photo holds no more at 224 and costs 3x the FLOPs; global average pooling
+# makes the 2048-d output size-free), and never so small that the stride-32 network has no spatial cell.
+MAX_SIDE = 224
+MIN_SIDE = 64
 IMAGENET_MEAN = (0.485, 0.456, 0.406)
 IMAGENET_STD = (0.229, 0.224, 0.225)
 RANDOM_INIT = "random-init"
@@ -43,6 +47,7 @@ OUTPUT_SCHEMA = {
     "has_image": pl.Boolean,
     "image_hash": pl.String,
     "weights": pl.String,
+    "input_side": pl.Int16,  # the square side ResNet50 saw; with ``weights`` and the hash, what a vector depends on
     "embedding": pl.Array(pl.Float32, EMBEDDING_DIM),
 }
 
@@ -114,15 +119,29 @@ def build_model(state_dict: dict | None):
     return model.eval()
 
 
+def input_side(path: str | os.PathLike, max_side: int = MAX_SIDE) -> int:
+    """The side ResNet50 sees this photo at (see MAX_SIDE); from the header only. Unreadable: ``max_side``."""
+    from PIL import Image
+
+    try:
+        with Image.open(path) as img:
+            shorter = min(img.size)
+    except Exception:  # noqa: BLE001 - a file that cannot be opened is reported when it is decoded
+        return max_side
+    return min(max_side, max(MIN_SIDE, shorter))
+
+
 class _ImageFiles:
-    """Map-style dataset of image files -> (normalised 3x224x224 tensor, decoded?) (module level: picklable for workers).
+    """Map-style dataset of image files -> (normalised 3 x side x side tensor, decoded?) (module level: picklable
+    for workers).
 
     A file that cannot be decoded gives a zero tensor and ``False`` instead of raising, so one bad photo
     among 105k does not stop the run; the caller treats it as a missing image.
     """
 
-    def __init__(self, paths: list[Path]):
+    def __init__(self, paths: list[Path], side: int = MAX_SIDE):
         self.paths = paths
+        self.side = side
 
     def __len__(self) -> int:
         return len(self.paths)
@@ -131,14 +150,14 @@ class _ImageFiles:
         from PIL import Image
 
         torch = tf_env.torch()
-        path = self.paths[i]
+        path, side = self.paths[i], self.side
         try:
             with Image.open(path) as img:
-                img.draft("RGB", (IMAGE_SIZE, IMAGE_SIZE))  # JPEG: decode at a reduced scale >= 224, much faster
-                img = img.convert("RGB").resize((IMAGE_SIZE, IMAGE_SIZE), Image.Resampling.BILINEAR)
+                img.draft("RGB", (side, side))  # JPEG: decode at a reduced scale >= side, much faster
+                img = img.convert("RGB").resize((side, side), Image.Resampling.BILINEAR)
         except Exception as exc:  # noqa: BLE001 - any decoder failure means "no usable image"
             log.warning("cannot decode image file %s (%s: %s): treated as no image", path, type(exc).__name__, exc)
-            return torch.zeros(3, IMAGE_SIZE, IMAGE_SIZE), False
+            return torch.zeros(3, side, side), False
         x = torch.from_numpy(np.asarray(img, dtype=np.float32) / 255.0)
         mean = torch.tensor(IMAGENET_MEAN, dtype=torch.float32)
         std = torch.tensor(IMAGENET_STD, dtype=torch.float32)
@@ -170,9 +189,10 @@ def autocast_dtype(device, mixed_precision: bool | None = None):
 
 
 def embed_files(model, paths: list[Path], batch_size: int = 64, device=None, num_workers: int | None = None,
-                mixed_precision: bool | None = None) -> tuple[np.ndarray, np.ndarray]:
+                mixed_precision: bool | None = None, sides: list[int] | None = None) -> tuple[np.ndarray, np.ndarray]:
     """Embed image files in batches: ``(embeddings, decoded)``, rows following ``paths``.
 
+    ``sides[i]`` is the square side file i is resized to (default ``input_side``); files are batched by side.
     ``decoded[i]`` is False for a file that could not be decoded; its row is zero.
     """
     torch = tf_env.torch()
@@ -183,23 +203,26 @@ def embed_files(model, paths: list[Path], batch_size: int = 64, device=None, num
         return out, decoded
     if num_workers is None:
         num_workers = min(8, os.cpu_count() or 1) if device.type == "cuda" else 0
-    loader = torch.utils.data.DataLoader(
-        _ImageFiles(paths),
-        batch_size=batch_size,
-        shuffle=False,
-        num_workers=num_workers,
-        pin_memory=device.type == "cuda",
-    )
+    sides = np.asarray(sides if sides is not None else [input_side(p) for p in paths])
     model = model.to(device, memory_format=torch.channels_last)
     dtype = autocast_dtype(device, mixed_precision)
-    row = 0
     with torch.inference_mode(), torch.autocast(device.type, dtype=dtype or torch.float32, enabled=dtype is not None):
-        for batch, ok in loader:
-            batch = batch.to(device, non_blocking=True).contiguous(memory_format=torch.channels_last)
-            feats = model(batch).float().cpu().numpy()
-            out[row : row + len(feats)] = feats
-            decoded[row : row + len(feats)] = ok.numpy()
-            row += len(feats)
+        for side in np.unique(sides):
+            rows = np.flatnonzero(sides == side)
+            loader = torch.utils.data.DataLoader(
+                _ImageFiles([paths[i] for i in rows], int(side)),
+                batch_size=batch_size,
+                shuffle=False,
+                num_workers=num_workers,
+                pin_memory=device.type == "cuda",
+            )
+            done = 0
+            for batch, ok in loader:
+                batch = batch.to(device, non_blocking=True).contiguous(memory_format=torch.channels_last)
+                feats = model(batch).float().cpu().numpy()
+                out[rows[done : done + len(feats)]] = feats
+                decoded[rows[done : done + len(feats)]] = ok.numpy()
+                done += len(feats)
     out[~decoded] = 0.0
     return out, decoded
 
@@ -214,6 +237,7 @@ def embed_images(
     allow_download: bool = True,
     num_workers: int | None = None,
     mixed_precision: bool | None = None,
+    max_side: int = MAX_SIDE,
 ) -> tuple[pl.DataFrame, dict]:
     """One row per article (``article_idx`` order) with its 2048-d embedding, reusing ``previous`` where valid.
 
@@ -223,7 +247,8 @@ def embed_images(
     a null hash and a zero vector. ``info`` carries the counts (``n_missing``, ``n_corrupt`` and the
     ``corrupt_images`` article ids, ``images_folder_found``), the speed, the device, the autocast
     ``precision`` and the weights tag (``"random-init"`` when no ImageNet weights could be loaded;
-    None when there was nothing to embed or reuse). ``mixed_precision``: see ``autocast_dtype``.
+    None when there was nothing to embed or reuse). ``mixed_precision``: see ``autocast_dtype``;
+    ``max_side``: see ``MAX_SIDE`` (a vector is reused only when computed at the same side).
     """
     for col in ("article_idx", "article_id"):
         if col not in articles.columns:
@@ -238,6 +263,9 @@ def embed_images(
     paths = [image_path(images_dir, a) for a in ids]
     present = np.fromiter((folder_found and p.is_file() for p in paths), dtype=bool, count=len(paths))
     hashes = [file_hash(p) if ok else None for p, ok in zip(paths, present)]
+    if max_side < MIN_SIDE:
+        raise ValueError(f"max_side must be >= {MIN_SIDE} (ResNet50 needs spatial room), got {max_side}")
+    sides = np.array([input_side(p, max_side) if ok else 0 for p, ok in zip(paths, present)], dtype=np.int16)
     hash_seconds = time.perf_counter() - t0
 
     # No photo at all: no weights to find (and no network probe), nothing to reuse or embed.
@@ -253,17 +281,18 @@ def embed_images(
 
     embeddings = np.zeros((len(ids), EMBEDDING_DIM), dtype=np.float32)
     reused = np.zeros(len(ids), dtype=bool)
-    if previous is not None and previous.height:
-        missing_cols = set(OUTPUT_SCHEMA) - set(previous.columns)
-        if missing_cols:
-            raise ValueError(f"previous image embeddings lack columns {sorted(missing_cols)}")
+    missing_cols = set(OUTPUT_SCHEMA) - set(previous.columns) if previous is not None else set()
+    if missing_cols:  # written by an older version: its vectors cannot be matched, so none is reused
+        log.warning("previous image embeddings lack columns %s: every photo is embedded again", sorted(missing_cols))
+    if previous is not None and previous.height and not missing_cols:
         prev = (
             previous.filter(pl.col("has_image") & (pl.col("weights") == weights))
-            .select("article_id", "image_hash", pl.int_range(pl.len()).alias("_row"))
+            .select("article_id", "image_hash", "input_side", pl.int_range(pl.len()).alias("_row"))
         )
-        current = pl.DataFrame({"article_id": ids, "image_hash": hashes, "_pos": np.arange(len(ids))},
-                               schema={"article_id": pl.String, "image_hash": pl.String, "_pos": pl.Int64})
-        match = current.join(prev, on=["article_id", "image_hash"], how="inner")
+        current = pl.DataFrame({"article_id": ids, "image_hash": hashes, "input_side": sides, "_pos": np.arange(len(ids))},
+                               schema={"article_id": pl.String, "image_hash": pl.String, "input_side": pl.Int16,
+                                       "_pos": pl.Int64})
+        match = current.join(prev, on=["article_id", "image_hash", "input_side"], how="inner")
         if match.height:
             prev_emb = previous.filter(pl.col("has_image") & (pl.col("weights") == weights))["embedding"].to_numpy()
             pos = match["_pos"].to_numpy()
@@ -278,7 +307,7 @@ def embed_images(
     if len(todo):
         model = build_model(state_dict)
         embeddings[todo], decoded = embed_files(model, [paths[i] for i in todo], batch_size, device_obj, num_workers,
-                                                mixed_precision)
+                                                mixed_precision, sides=[int(sides[i]) for i in todo])
         corrupt = todo[~decoded]
     embed_seconds = time.perf_counter() - t1
     corrupt_ids = [ids[i] for i in corrupt]
@@ -299,6 +328,7 @@ def embed_images(
             "has_image": has_image,
             "image_hash": hashes,
             "weights": [weights if ok else None for ok in has_image],
+            "input_side": [int(side) if ok else None for side, ok in zip(sides, has_image)],
             "embedding": pl.Series("embedding", embeddings, dtype=OUTPUT_SCHEMA["embedding"]),
         },
         schema=OUTPUT_SCHEMA,

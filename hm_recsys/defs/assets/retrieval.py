@@ -46,7 +46,7 @@ def build_images(configs: dict, automation: dg.AutomationCondition) -> dg.Assets
 
     @dg.asset(
         deps=["raw_images", "articles"], group_name=GROUP, pool=GPU_POOL, automation_condition=automation,
-        code_version=code_version("2", ImageEmbeddingConfig), kinds={"pytorch", "parquet"},
+        code_version=code_version("3", ImageEmbeddingConfig), kinds={"pytorch", "parquet"},
     )
     def image_embeddings(context: dg.AssetExecutionContext, config: ImageEmbeddingConfig, data: DataResource,
                          compute: ComputeResource) -> dg.MaterializeResult:
@@ -62,6 +62,7 @@ def build_images(configs: dict, automation: dg.AutomationCondition) -> dg.Assets
         frame, info = embed_images(
             data.paths.images, articles, previous=previous, weights_path=config.weights_path or None,
             batch_size=config.batch_size, device=compute.torch_device(), allow_download=True,
+            max_side=config.max_side,
         )
         if info["weights"] == "random-init":
             context.log.warning("ResNet50 has NO ImageNet weights here: embeddings come from a random-init network")
