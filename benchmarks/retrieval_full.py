@@ -77,7 +77,7 @@ def brute(customers: int, k: int) -> dict:
     }
 
 
-def train(steps: int, batch: int, use_images: bool, optimizer: str) -> dict:
+def train(steps: int, batch: int, use_images: bool, optimizer: str, deterministic: bool = False) -> dict:
     from hm_recsys.retrieval import tf_env
 
     tf, _ = tf_env.tensorflow()
@@ -130,12 +130,14 @@ def train(steps: int, batch: int, use_images: bool, optimizer: str) -> dict:
                     w.write(buf[offsets[i]:offsets[i + 1]])
             paths.append(path)
         del cols
-        cfg = two_tower.TwoTowerConfig(use_images=use_images, deterministic=False, optimizer=optimizer)
+        cfg = two_tower.TwoTowerConfig(use_images=use_images, deterministic=deterministic, optimizer=optimizer)
         images = rng.standard_normal((N_ARTICLES, 2049), dtype=np.float32) if use_images else None
         tf.keras.utils.set_random_seed(0)
+        if deterministic:  # as the pipeline trains (TwoTowerConfig.deterministic)
+            tf.config.experimental.enable_op_determinism()
         model = two_tower.build_model(manifest, cfg, images)
         del images
-        model.compile(optimizer=two_tower._optimizer(tf, optimizer, cfg.learning_rate))
+        model.compile(optimizer=two_tower._optimizer(tf, optimizer, cfg.learning_rate, model, cfg.embedding_learning_rate))
         ds = tfr.read_dataset(paths, spec, batch, shuffle_buffer=cfg.shuffle_buffer, seed=0, drop_remainder=True)
         times: list[float] = []
 
@@ -158,6 +160,7 @@ def train(steps: int, batch: int, use_images: bool, optimizer: str) -> dict:
         "device": tf_env.tf_device(),
         "use_images": use_images,
         "optimizer": optimizer,
+        "deterministic": deterministic,
         "batch_size": batch,
         "steps_measured": len(times),
         "wall_seconds_measured": round(wall, 1),
@@ -179,20 +182,21 @@ def main() -> None:
     ap.add_argument("--steps", type=int, default=40)
     ap.add_argument("--batch-size", type=int, default=4096)
     ap.add_argument("--no-images", action="store_true")
-    ap.add_argument("--optimizer", default="adam", choices=["adam", "adagrad"])
+    ap.add_argument("--optimizer", default="adam", choices=["adam", "adagrad", "sparse_adam"])
+    ap.add_argument("--deterministic", action="store_true", help="enable op determinism, as the pipeline does")
     ap.add_argument("--child", help=argparse.SUPPRESS)
     args = ap.parse_args()
     if args.child == "brute":
         print(json.dumps(brute(args.customers, args.k)))
         return
     if args.child == "train":
-        print(json.dumps(train(args.steps, args.batch_size, not args.no_images, args.optimizer)))
+        print(json.dumps(train(args.steps, args.batch_size, not args.no_images, args.optimizer, args.deterministic)))
         return
     parts = ["brute", "train"] if args.part == "both" else [args.part]
     print(f"machine: {os.cpu_count()} CPUs; {N_CUSTOMERS:,} customers x {N_ARTICLES:,} articles")
     for part in parts:
         cmd = [sys.executable, __file__, "--child", part, "--customers", str(args.customers), "--k", str(args.k),
-               "--steps", str(args.steps), "--batch-size", str(args.batch_size), "--optimizer", args.optimizer] + (["--no-images"] if args.no_images else [])
+               "--steps", str(args.steps), "--batch-size", str(args.batch_size), "--optimizer", args.optimizer] + (["--no-images"] if args.no_images else []) + (["--deterministic"] if args.deterministic else [])
         res = subprocess.run(cmd, capture_output=True, text=True)
         if res.returncode != 0:
             print(res.stderr[-3000:])

@@ -38,7 +38,7 @@ def test_values_become_defaults_and_change_only_that_code_version(tmp_path):
 
     base = config.resolve(tmp_path)
     tuned = config.resolve(tmp_path, write(tmp_path, "ranker_hparams: {n_trials: 3}\n"))
-    assert tuned["ranker_hparams"]().n_trials == 3 and base["ranker_hparams"]().n_trials == 10
+    assert tuned["ranker_hparams"]().n_trials == 3 and base["ranker_hparams"]().n_trials == 6
     assert code_version("1", tuned["ranker_hparams"]) != code_version("1", base["ranker_hparams"])
     for name in ("two_tower", "tfrecords", "retrieval_candidates", "image_embeddings"):
         assert code_version("1", tuned[name]) == code_version("1", base[name])

@@ -50,6 +50,8 @@ class TwoTowerSettings(StrictConfig):
     output_dim: int = Field(32, ge=1)
     batch_size: Optional[int] = Field(None, ge=1)
     learning_rate: float = Field(0.01, gt=0)
+    optimizer: Literal["adam", "adagrad", "sparse_adam"] = "adam"
+    embedding_learning_rate: float = Field(0.05, gt=0)  # the id tables' Adagrad rate under sparse_adam
     epochs: Optional[int] = Field(None, ge=1)
     finetune_epochs: Optional[int] = Field(None, ge=0)
     finetune_learning_rate: float = Field(0.003, gt=0)
@@ -80,7 +82,7 @@ class BucketConfig(StrictConfig):
 
 
 class RankerTuningConfig(StrictConfig):
-    n_trials: int = Field(10, ge=1)  # 20 measured no better on the demo world (README, speed)
+    n_trials: int = Field(6, ge=1)  # 20 measured no better on the demo world (README, speed)
     objective: Literal["YetiRank", "Logloss"] = "YetiRank"  # Logloss: a pointwise CatBoostClassifier, for comparison
     negatives_per_group: int = Field(20, ge=1)
     seed: int = 0

@@ -87,7 +87,7 @@ def _suggest(trial: optuna.Trial, space: dict[str, tuple[float, float, bool]]) -
 def tune_ranker(
     frames: list[pl.DataFrame],
     *,
-    n_trials: int = 10,
+    n_trials: int = 6,
     seed: int = 0,
     objective: str = DEFAULT_OBJECTIVE,
     task_type: str | None = None,

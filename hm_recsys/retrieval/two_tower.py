@@ -55,8 +55,9 @@ class TwoTowerConfig:
     hidden_dim: int = 128
     use_images: bool = True
     batch_size: int = 4096
-    optimizer: str = "adam"  # "adam" | "adagrad" (Adagrad updates only the embedding rows in the batch)
+    optimizer: str = "adam"  # see OPTIMIZERS / _optimizer: "sparse_adam" = Adagrad on id tables, Adam elsewhere
     learning_rate: float = 0.01
+    embedding_learning_rate: float = 0.05  # the id tables' Adagrad rate under "sparse_adam"
     epochs: int = 6
     finetune_epochs: int = 3
     finetune_learning_rate: float = 0.003
@@ -226,12 +227,36 @@ def _build(model, manifest: dict) -> None:
     model.item_tower(batch)
 
 
-def _optimizer(tf, name: str, learning_rate: float):
+OPTIMIZERS = ("adam", "adagrad", "sparse_adam")
+
+
+def _id_tables(tf, model) -> list:
+    """The embedding tables' variables: the only ones whose gradient touches a few rows per batch."""
+    return [w for m in model.submodules if isinstance(m, tf.keras.layers.Embedding) for w in m.trainable_weights]
+
+
+def _optimizer(tf, name: str, learning_rate: float, model=None, embedding_learning_rate: float = 0.05):
+    """``sparse_adam``: Adagrad on the id tables, Adam on everything else (TFRS's CompositeOptimizer).
+
+    Why: Adam decays its two moment tables for every row at every step, so one step costs a pass over the
+    1.37M x 32 customer table at full scale (1.49 s/step vs 0.45 s for Adagrad, README); Adagrad's sparse
+    update touches only the rows in the batch, and Adam stays where it helps, on the small dense layers.
+    """
     if name == "adam":
         return tf.keras.optimizers.Adam(learning_rate=learning_rate)
     if name == "adagrad":
         return tf.keras.optimizers.Adagrad(learning_rate=learning_rate)
-    raise ValueError(f"unknown optimizer {name!r} (adam or adagrad)")
+    if name == "sparse_adam":
+        if model is None:
+            raise ValueError("sparse_adam needs the model (to split id tables from dense weights)")
+        _, tfrs = tf_env.tensorflow()
+        tables = {w.ref() for w in _id_tables(tf, model)}
+        return tfrs.experimental.optimizers.CompositeOptimizer([
+            (tf.keras.optimizers.legacy.Adagrad(learning_rate=embedding_learning_rate), lambda: _id_tables(tf, model)),
+            (tf.keras.optimizers.legacy.Adam(learning_rate=learning_rate),
+             lambda: [w for w in model.trainable_variables if w.ref() not in tables]),
+        ])
+    raise ValueError(f"unknown optimizer {name!r} (one of {OPTIMIZERS})")
 
 
 def _seed(config: TwoTowerConfig) -> None:
@@ -261,7 +286,9 @@ def _fit(model, tfrecords_dir, window: str, config: TwoTowerConfig, epochs: int,
             compression=manifest.get("compression"),
         )
         n = manifest["windows"][window]["n_examples"]
-    model.compile(optimizer=_optimizer(tf, config.optimizer, learning_rate))
+    # the id tables' rate scales with the dense one (the fine-tune rate is a fraction of the training rate)
+    embedding_rate = config.embedding_learning_rate * learning_rate / config.learning_rate
+    model.compile(optimizer=_optimizer(tf, config.optimizer, learning_rate, model, embedding_rate))
     epoch_seconds: list[float] = []
 
     class _Timer(tf.keras.callbacks.Callback):
