@@ -123,3 +123,24 @@ def test_a_wider_window_takes_older_partitions(instance):
     observe(instance, "v1")
     run(defs, instance, requested(defs, instance))
     assert requested(defs, instance)["b"] == {"2020-09-02", "2020-09-09", "2020-09-16", "2020-09-23"}
+
+
+def test_raw_files_sensor_reloads_only_after_the_new_raw_versions_are_recorded(tiny_world, monkeypatch):
+    """A new week must not reach automation before the changed raw files mark the tables unsynced: the
+    location reload that adds the week's partitions waits until every raw file has been observed."""
+    from hm_recsys.defs import sensors
+    from hm_recsys.defs.resources import DataResource
+
+    reloads = []
+    monkeypatch.setattr(sensors, "_reload_location", lambda: reloads.append(1) or True)
+    sensor = sensors.build_raw_files_sensor({"weeks": [], "config": None}, None)  # built before the data changed
+    data = DataResource(data_dir=str(tiny_world.root))
+    cursor, observed = None, []
+    for _ in range(4):
+        result = sensor(dg.build_sensor_context(cursor=cursor, resources={"data": data}))
+        observed.append(len(result.asset_events))
+        cursor = result.cursor
+        if reloads:
+            break
+    # tick 1: files seen (waiting for them to hold still); tick 2: observations; tick 3: reload
+    assert len(observed) == 3 and observed[0] == 0 and observed[1] > 0 and observed[2] == 0 and reloads == [1]

@@ -52,6 +52,8 @@ def test_definitions_snapshot(tiny_world, monkeypatch):
     for asset in ("image_embeddings", "two_tower_model", "two_tower_finetuned", "retrieval_candidates", "ranker_hparams", "ranker_model"):
         assert defs.get_assets_def(asset).op.pool == "gpu", asset
     assert defs.get_assets_def("ranker_features").op.pool is None
+    for asset in ("two_tower_model", "two_tower_finetuned", "retrieval_candidates"):  # each reads the week's TFRecords
+        assert dg.AssetKey("tfrecords") in graph.get(dg.AssetKey(asset)).parent_keys, asset
     for key in graph.get_all_asset_keys():
         node = graph.get(key)
         if node.is_materializable:

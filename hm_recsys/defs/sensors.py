@@ -73,11 +73,13 @@ def build_raw_files_sensor(loaded: dict, config_file) -> dg.SensorDefinition:
 
         cursor = json.loads(context.cursor) if context.cursor else {}
         events = []
+        settled = True  # every raw file observed at its current content, with nothing new this tick
         for asset in RAW_ASSETS:
             seen = cursor.get(asset, {})
             stamp = _stamp(data, asset)
             if stamp == seen.get("stamp") and "version" in seen:
                 continue
+            settled = False
             if stamp != seen.get("pending"):  # moved since the last tick: wait until it holds still
                 cursor[asset] = {**seen, "pending": stamp}
                 continue
@@ -94,9 +96,15 @@ def build_raw_files_sensor(loaded: dict, config_file) -> dg.SensorDefinition:
         except (RawDataError, OSError, ValueError) as e:
             context.log.warning(f"cannot read the data's week range: {e}")
             now = loaded
-        if now != loaded and cursor.get("reload_requested_for") != now and _reload_location():
-            cursor["reload_requested_for"] = now
-            context.log.info(f"data weeks or config changed ({loaded} -> {now}): reloading code location {LOCATION}")
+        if now != loaded and cursor.get("reload_requested_for") != now:
+            if not settled:
+                # Record the new raw versions first, reload on a later tick. Reloading before let automation
+                # see the new week while its tables still looked synced, and build it from the old tables
+                # (seen in test_ui: that week's fine-tuned towers missed the new rows).
+                context.log.info(f"data weeks or config changed ({loaded} -> {now}): reload once the raw files are observed")
+            elif _reload_location():
+                cursor["reload_requested_for"] = now
+                context.log.info(f"data weeks or config changed ({loaded} -> {now}): reloading code location {LOCATION}")
         return dg.SensorResult(asset_events=events, cursor=json.dumps(cursor))
 
     return raw_files

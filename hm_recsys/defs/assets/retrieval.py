@@ -141,7 +141,9 @@ def build(weeks: dg.PartitionsDefinition, configs: dict, automation: dg.Automati
         return dg.MaterializeResult(data_version=data_version(out),
                                     metadata=_train_metadata(history, out) | chain | {"mlflow_run_id": run_id} | config_metadata(config))
 
-    @dg.asset(deps=[two_tower_model, "image_embeddings"], pool=GPU_POOL, code_version=code_version("2", TwoTowerSettings),
+    # tfrecords: fine-tuning reads the week's manifest and its last 4 weekly shards, which can change while
+    # the chain link it starts from stays the same bytes (a link does not read the newest shards).
+    @dg.asset(deps=[two_tower_model, tfrecords, "image_embeddings"], pool=GPU_POOL, code_version=code_version("2", TwoTowerSettings),
               kinds={"tensorflow"}, **common)
     def two_tower_finetuned(context: dg.AssetExecutionContext, config: TwoTowerSettings, data: DataResource,
                             mlflow: MlflowTracking) -> dg.MaterializeResult:
@@ -162,7 +164,8 @@ def build(weeks: dg.PartitionsDefinition, configs: dict, automation: dg.Automati
                                     metadata=_train_metadata(history, out) | {"mlflow_run_id": run_id} | config_metadata(config))
 
     @dg.asset(
-        deps=[two_tower_finetuned, "image_embeddings", *TABLES], pool=GPU_POOL, code_version=code_version("2", RetrievalConfig),
+        deps=[two_tower_finetuned, tfrecords, "image_embeddings", *TABLES], pool=GPU_POOL,  # tfrecords: the serving features
+        code_version=code_version("2", RetrievalConfig),
         kinds={"tensorflow", "parquet"}, **common,
         check_specs=[checks.contract_spec("retrieval_candidates"), checks.submission_spec("retrieval_candidates"),
                      checks.spec("retrieval_candidates", checks.RECALL_FLOOR,
