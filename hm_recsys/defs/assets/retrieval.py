@@ -141,8 +141,9 @@ def build(weeks: dg.PartitionsDefinition, configs: dict, automation: dg.Automati
         return dg.MaterializeResult(data_version=data_version(out),
                                     metadata=_train_metadata(history, out) | chain | {"mlflow_run_id": run_id} | config_metadata(config))
 
-    # tfrecords: fine-tuning reads the week's manifest and its last 4 weekly shards, which can change while
-    # the chain link it starts from stays the same bytes (a link does not read the newest shards).
+    # tfrecords: fine-tuning reads the week's manifest (its last 4 weekly shards). The chain link it starts
+    # from is keyed by content and recomputed from the tables, so a rewritten manifest can leave the link the
+    # same bytes: without this dep the fine-tune would keep a stale manifest's window.
     @dg.asset(deps=[two_tower_model, tfrecords, "image_embeddings"], pool=GPU_POOL, code_version=code_version("2", TwoTowerSettings),
               kinds={"tensorflow"}, **common)
     def two_tower_finetuned(context: dg.AssetExecutionContext, config: TwoTowerSettings, data: DataResource,
