@@ -250,6 +250,8 @@ def embed_images(
     None when there was nothing to embed or reuse). ``mixed_precision``: see ``autocast_dtype``;
     ``max_side``: see ``MAX_SIDE`` (a vector is reused only when computed at the same side).
     """
+    if max_side < MIN_SIDE:
+        raise ValueError(f"max_side must be >= {MIN_SIDE} (ResNet50 needs spatial room), got {max_side}")
     for col in ("article_idx", "article_id"):
         if col not in articles.columns:
             raise ValueError(f"articles frame lacks column {col!r} (has {articles.columns})")
@@ -263,8 +265,6 @@ def embed_images(
     paths = [image_path(images_dir, a) for a in ids]
     present = np.fromiter((folder_found and p.is_file() for p in paths), dtype=bool, count=len(paths))
     hashes = [file_hash(p) if ok else None for p, ok in zip(paths, present)]
-    if max_side < MIN_SIDE:
-        raise ValueError(f"max_side must be >= {MIN_SIDE} (ResNet50 needs spatial room), got {max_side}")
     sides = np.array([input_side(p, max_side) if ok else 0 for p, ok in zip(paths, present)], dtype=np.int16)
     hash_seconds = time.perf_counter() - t0
 

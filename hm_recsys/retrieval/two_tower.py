@@ -239,7 +239,7 @@ def _optimizer(tf, name: str, learning_rate: float, model=None, embedding_learni
     """``sparse_adam``: Adagrad on the id tables, Adam on everything else (TFRS's CompositeOptimizer).
 
     Why: Adam decays its two moment tables for every row at every step, so one step costs a pass over the
-    1.37M x 32 customer table at full scale (1.49 s/step vs 0.45 s for Adagrad, README); Adagrad's sparse
+    1.37M x 32 customer table at full scale (batch 1024: 0.203 s/step, sparse_adam 0.015 s; README); Adagrad's sparse
     update touches only the rows in the batch, and Adam stays where it helps, on the small dense layers.
     """
     if name == "adam":
