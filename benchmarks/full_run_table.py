@@ -1,0 +1,97 @@
+"""The per-asset, per-week table of a real pipeline run: wall time, peak RSS, disk written, rows.
+
+Joins three records of one run of the ``hm-recsys`` CLI on a data folder:
+- the folder's Dagster instance: every successful step's start and end, its run's partition (target week),
+  and the rows its materialization reported (``rows``, ``examples`` or ``training_rows`` metadata);
+- the CLI's log (``--log``), whose STEP_WORKER_STARTED lines name the process id of each step;
+- ``benchmarks/rss_watch.py``'s samples (``--rss``): each process's VmHWM (its own peak RSS) and write_bytes.
+Then the disk each week's folders hold, and the MAP@12 table of the backtested weeks.
+
+    .venv/bin/python benchmarks/full_run_table.py --data-dir /work/fullrun --log /work/fullrun/run.log \
+        --rss /work/fullrun/bench/rss.json
+"""
+
+from __future__ import annotations
+
+import argparse
+import collections
+import json
+import os
+import re
+from pathlib import Path
+
+STARTED = re.compile(r" - ([0-9a-f-]{36}) - (\d+) - (\S+) - STEP_WORKER_STARTED")
+ROW_KEYS = ("rows", "examples", "training_rows")
+WEEK = re.compile(r"^\d{4}-\d{2}-\d{2}$")
+
+
+def step_pids(log: Path) -> dict[tuple[str, str], int]:
+    out = {}
+    for line in log.read_text(errors="replace").splitlines():
+        m = STARTED.search(line)
+        if m:
+            out[(m.group(1), m.group(3))] = int(m.group(2))
+    return out
+
+
+def week_disk_mb(root: Path) -> dict[str, float]:
+    """Bytes under every ``<kind>/<week>/`` folder of the data root, summed per week."""
+    sizes: dict[str, float] = collections.defaultdict(float)
+    for kind in root.iterdir():
+        if not kind.is_dir() or kind.name in ("dagster_home", "raw"):
+            continue
+        for sub in kind.iterdir():
+            if sub.is_dir() and WEEK.match(sub.name):
+                sizes[sub.name] += sum(f.stat().st_size for f in sub.rglob("*") if f.is_file()) / 1e6
+    return dict(sizes)
+
+
+def main() -> None:
+    ap = argparse.ArgumentParser(description=__doc__.splitlines()[0])
+    ap.add_argument("--data-dir", type=Path, required=True)
+    ap.add_argument("--log", type=Path, required=True)
+    ap.add_argument("--rss", type=Path, required=True)
+    args = ap.parse_args()
+    os.environ["DAGSTER_HOME"] = str((args.data_dir / "dagster_home").resolve())
+    import dagster as dg
+
+    pids = step_pids(args.log)
+    rss = json.loads(args.rss.read_text())
+    procs = {int(k): v for k, v in rss["procs"].items()}
+    rows = []
+    with dg.DagsterInstance.get() as instance:
+        for run in instance.get_runs():
+            week = run.tags.get("dagster/partition", "-")
+            for step in instance.get_run_step_stats(run.run_id):
+                if not (step.start_time and step.end_time and step.status and step.status.value == "SUCCESS"):
+                    continue
+                proc = procs.get(pids.get((run.run_id, step.step_key), -1), {})
+                n = None
+                records = instance.fetch_materializations(
+                    dg.AssetRecordsFilter(asset_key=dg.AssetKey(step.step_key),
+                                          asset_partitions=None if week == "-" else [week]), limit=1).records
+                if records:
+                    md = records[0].asset_materialization.metadata
+                    n = next((md[k].value for k in ROW_KEYS if k in md), None)
+                rows.append((step.start_time, step.step_key, week, step.end_time - step.start_time,
+                             proc.get("hwm_gib"), proc.get("write_mb"), n))
+    rows.sort()
+    print(f"# {args.data_dir}: {len(rows)} steps, in start order; peak RSS = the step process's VmHWM "
+          f"(sampled every few s); disk = its write_bytes; lowest MemAvailable seen "
+          f"{rss['min_mem_available_gib']:.1f} GiB")
+    print("| asset | week | wall s | peak RSS GiB | disk written MB | rows |")
+    print("|---|---|---:|---:|---:|---:|")
+    for _, key, week, secs, hwm, mb, n in rows:
+        print(f"| {key} | {week} | {secs:.0f} | {'-' if hwm is None else f'{hwm:.2f}'} | "
+              f"{'-' if mb is None else f'{mb:,.0f}'} | {'-' if n is None else f'{n:,}'} |")
+    first = min(r[0] for r in rows)
+    last = max(r[0] + r[3] for r in rows)
+    print(f"\nsteps: {sum(r[3] for r in rows):.0f} s summed, {last - first:.0f} s from the first start to the "
+          f"last end; max peak RSS {max((r[4] or 0) for r in rows):.2f} GiB")
+    print("\n| week | disk MB |\n|---|---:|")
+    for week, mb in sorted(week_disk_mb(args.data_dir).items()):
+        print(f"| {week} | {mb:,.0f} |")
+
+
+if __name__ == "__main__":
+    main()

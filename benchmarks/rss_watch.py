@@ -1,0 +1,106 @@
+"""Peak memory and disk writes of every process of a running command, sampled from /proc.
+
+Dagster's multiprocess executor runs each step in its own spawned process, so a process's VmHWM (its own
+peak RSS, kept by the kernel) is the step's peak. Every ``--every`` seconds this reads, for each descendant
+of ``--pid``, VmHWM and /proc/PID/io write_bytes (both only grow, so the last sample before exit is at most
+one interval short), and the machine's lowest MemAvailable. The JSON written to ``--out`` after every sample
+maps pid -> {cmd, first, last, hwm_gib, write_mb}; ``benchmarks/full_run_table.py`` joins it with the run log
+(which names each step's pid) into the per-asset table.
+
+    .venv/bin/python benchmarks/rss_watch.py --pid $(pgrep -f run.sh) --out DATA/bench/rss.json &
+"""
+
+from __future__ import annotations
+
+import argparse
+import json
+import os
+import time
+from pathlib import Path
+
+GIB = 2**30
+
+
+def _children(pid: int) -> list[int]:
+    out = []
+    for task in Path(f"/proc/{pid}/task").glob("*"):
+        try:
+            out += [int(c) for c in (task / "children").read_text().split()]
+        except OSError:
+            pass
+    return out
+
+
+def descendants(root: int) -> list[int]:
+    seen, todo = [], [root]
+    while todo:
+        pid = todo.pop()
+        seen.append(pid)
+        todo += _children(pid)
+    return seen
+
+
+def _status_kib(pid: int, field: str) -> int | None:
+    try:
+        for line in Path(f"/proc/{pid}/status").read_text().splitlines():
+            if line.startswith(field + ":"):
+                return int(line.split()[1])
+    except OSError:
+        return None
+    return None
+
+
+def _write_bytes(pid: int) -> int | None:
+    try:
+        for line in Path(f"/proc/{pid}/io").read_text().splitlines():
+            if line.startswith("write_bytes:"):
+                return int(line.split()[1])
+    except OSError:
+        return None
+    return None
+
+
+def _mem_available_gib() -> float:
+    for line in Path("/proc/meminfo").read_text().splitlines():
+        if line.startswith("MemAvailable:"):
+            return int(line.split()[1]) * 1024 / GIB
+    raise RuntimeError("no MemAvailable in /proc/meminfo")
+
+
+def main() -> None:
+    ap = argparse.ArgumentParser(description=__doc__.splitlines()[0])
+    ap.add_argument("--pid", type=int, required=True, help="the command's root process")
+    ap.add_argument("--out", type=Path, required=True)
+    ap.add_argument("--every", type=float, default=2.0)
+    args = ap.parse_args()
+    procs: dict[int, dict] = json.loads(args.out.read_text())["procs"] if args.out.exists() else {}
+    procs = {int(k): v for k, v in procs.items()}
+    low = None
+    while Path(f"/proc/{args.pid}").exists():
+        now = time.time()
+        for pid in descendants(args.pid):
+            hwm = _status_kib(pid, "VmHWM")
+            if hwm is None:
+                continue
+            rec = procs.get(pid)
+            if rec is None:
+                try:
+                    cmd = Path(f"/proc/{pid}/cmdline").read_bytes().replace(b"\0", b" ").decode()[:200]
+                except OSError:
+                    continue
+                rec = procs[pid] = {"cmd": cmd, "first": now, "hwm_gib": 0.0, "write_mb": 0.0}
+            rec["last"] = now
+            rec["hwm_gib"] = max(rec["hwm_gib"], hwm * 1024 / GIB)
+            wb = _write_bytes(pid)
+            if wb is not None:
+                rec["write_mb"] = max(rec["write_mb"], wb / 1e6)
+        avail = _mem_available_gib()
+        low = avail if low is None else min(low, avail)
+        tmp = args.out.with_suffix(".tmp")
+        tmp.write_text(json.dumps({"root": args.pid, "min_mem_available_gib": low, "procs": procs}))
+        os.replace(tmp, args.out)
+        time.sleep(args.every)
+
+
+if __name__ == "__main__":
+    main()
