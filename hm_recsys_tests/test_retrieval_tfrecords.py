@@ -153,3 +153,15 @@ def test_item_features_are_point_in_time(tiny_tables):
     keys = {(r["customer_idx"], r["article_idx"]): r["article_key"] for r in pit.iter_rows(named=True)}
     assert keys[(0, 0)] == 0 and keys[(1, 0)] == 1 and keys[(0, 1)] == 0
     assert set(ex["article_key"].to_list()) == {1, 2}
+
+
+def test_user_features_for_some_customers_are_their_rows_of_everyones(tables):
+    """A weekly shard featurises only its buyers: their rows must be the very rows computed for everyone
+    (population statistics such as the price z-score still come from every customer)."""
+    everyone = tfeat.user_features(tables, TARGET)
+    some = np.array([7, 3, 3, 0, tables.n_customers - 1, 11, 5], dtype=np.int32)
+    got = tfeat.user_features(tables, TARGET, customers=some)
+    assert got["customer_idx"].to_list() == sorted(set(some.tolist()))
+    expected = everyone.filter(pl.col("customer_idx").is_in(pl.Series(some).implode()))
+    assert got.equals(expected)
+    assert expected["category_affinity"].arr.sum().sum() > 0  # the comparison covers real affinities

@@ -390,7 +390,8 @@ def week_examples(tables: Tables, shard_week: TargetWeek, params: tfeat.FeatureP
                   seed: int = 0) -> pl.DataFrame:
     """The purchases of ``shard_week`` with every tower feature as of its start (user features included),
     static keys, rows shuffled; no ``item_prob`` (it depends on the window, added when reading)."""
-    users = tfeat.user_features(tables, shard_week, params)
+    buyers = tables.transactions.filter((pl.col("t_dat") >= shard_week.start) & (pl.col("t_dat") < shard_week.end))
+    users = tfeat.user_features(tables, shard_week, params, customers=buyers["customer_idx"].unique().to_numpy())
     rows = tfeat.examples(tables, shard_week.shift(1), WEEK_DAYS, users, params, seed).drop("item_prob")
     static = static_keys(tables)
     return rows.with_columns(

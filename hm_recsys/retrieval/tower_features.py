@@ -104,7 +104,7 @@ def id_keys(tables: Tables, week: TargetWeek, params: FeatureParams = FeaturePar
     Also the product key of every article (the product vocabulary is the products sold in the window),
     so a new colour variant of a known product inherits that product's embedding.
     """
-    tx = _window(tables, week, params.train_days)
+    tx = _past(tables, week, params.train_days)  # who and what was seen: the same with or without duplicates
     seen_c = np.zeros(tables.n_customers, dtype=bool)
     seen_c[tx["customer_idx"].unique().to_numpy()] = True
     seen_a = np.zeros(tables.n_articles, dtype=bool)
@@ -121,8 +121,10 @@ def id_keys(tables: Tables, week: TargetWeek, params: FeatureParams = FeaturePar
     }
 
 
-def user_features(tables: Tables, week: TargetWeek, params: FeatureParams = FeatureParams()) -> pl.DataFrame:
-    """One row per customer (``customer_idx`` order), as of the cutoff, from the training window.
+def user_features(tables: Tables, week: TargetWeek, params: FeatureParams = FeatureParams(),
+                  customers: np.ndarray | None = None) -> pl.DataFrame:
+    """One row per customer (``customer_idx`` order), as of the cutoff, from the training window;
+    with ``customers``, only theirs (the same values: population statistics still use everyone).
 
     age: ``[(age - 36) / 14, missing]``; price_sensitivity: ``[mean log(price / article's median price),
     (mean log price - population mean) / population std]``; category_affinity: time-decayed purchase shares
@@ -135,6 +137,7 @@ def user_features(tables: Tables, week: TargetWeek, params: FeatureParams = Feat
     cutoff = week.cutoff
     age_days = (pl.lit(cutoff) - pl.col("t_dat")).dt.total_days().cast(pl.Float64)
     n = tables.n_customers
+    rows = np.arange(n, dtype=np.int32) if customers is None else np.unique(np.asarray(customers, dtype=np.int32))
 
     # Price sensitivity: how a customer's prices compare to what the same articles usually sell for.
     med = tx.group_by("article_idx").agg(med_price=pl.col("price").median())
@@ -154,7 +157,7 @@ def user_features(tables: Tables, week: TargetWeek, params: FeatureParams = Feat
         )
     )
     idx = px["customer_idx"].to_numpy()
-    price = np.zeros((n, 2), dtype=np.float32)
+    price = np.zeros((n, 2), dtype=np.float32)  # n x 2 is small; only the affinity is cut to ``rows``
     channel = np.zeros((n, 2), dtype=np.float32)
     activity = np.zeros((n, 2), dtype=np.float32)
     if px.height:
@@ -172,16 +175,18 @@ def user_features(tables: Tables, week: TargetWeek, params: FeatureParams = Feat
     age_missing = ~np.isfinite(age)
     age_feat = np.stack([np.where(age_missing, 0.0, (age - AGE_MEAN) / AGE_STD), age_missing.astype(float)], axis=1)
 
-    affinity = category_affinity(tables, tx, cutoff, params.affinity_half_life_days)
+    if customers is not None:
+        tx = tx.filter(pl.col("customer_idx").is_in(pl.Series(rows).implode()))
+    affinity = category_affinity(tables, tx, cutoff, params.affinity_half_life_days, rows)
     return pl.DataFrame(
         {
-            "customer_idx": np.arange(n, dtype=np.int32),
-            "customer_key": keys["customer_key"],
-            "age": _array(age_feat),
-            "price_sensitivity": _array(price),
+            "customer_idx": rows,
+            "customer_key": keys["customer_key"][rows],
+            "age": _array(age_feat[rows]),
+            "price_sensitivity": _array(price[rows]),
             "category_affinity": _array(affinity),
-            "channel_mix": _array(channel),
-            "activity": _array(activity),
+            "channel_mix": _array(channel[rows]),
+            "activity": _array(activity[rows]),
         }
     )
 
@@ -194,10 +199,14 @@ def affinity_dim(articles: pl.DataFrame) -> int:
     return sum(len(v) + 1 for v in affinity_vocabs(articles).values())
 
 
-def category_affinity(tables: Tables, tx: pl.DataFrame, cutoff: dt.date, half_life_days: float) -> np.ndarray:
-    """``[n_customers, sum(len(vocab)+1)]``: per grouping, purchase shares weighted by ``0.5 ** (age / half_life)``."""
+def category_affinity(tables: Tables, tx: pl.DataFrame, cutoff: dt.date, half_life_days: float,
+                      customers: np.ndarray | None = None) -> np.ndarray:
+    """``[n_customers, sum(len(vocab)+1)]``: per grouping, purchase shares weighted by ``0.5 ** (age / half_life)``.
+
+    With ``customers`` (sorted ``customer_idx``; ``tx`` holds no one else), one row per customer of it.
+    """
     vocabs = affinity_vocabs(tables.articles)
-    n = tables.n_customers
+    n = tables.n_customers if customers is None else len(customers)
     out = np.zeros((n, sum(len(v) + 1 for v in vocabs.values())), dtype=np.float32)
     if tx.height == 0:
         return out
@@ -215,7 +224,10 @@ def category_affinity(tables: Tables, tx: pl.DataFrame, cutoff: dt.date, half_li
             .agg(w=pl.col("w").sum())
             .with_columns(share=pl.col("w") / pl.col("w").sum().over("customer_idx"))
         )
-        out[agg["customer_idx"].to_numpy(), offset + agg["code"].to_numpy()] = agg["share"].to_numpy()
+        row = agg["customer_idx"].to_numpy()
+        if customers is not None:
+            row = np.searchsorted(customers, row)
+        out[row, offset + agg["code"].to_numpy()] = agg["share"].to_numpy()
         offset += len(vocab) + 1
     return out
 
@@ -288,13 +300,14 @@ class WeeklySales:
 ITEM_DYNAMIC_FEATURES = ("item_recency", "item_price")
 
 
-def item_features(tables: Tables, week: TargetWeek, params: FeatureParams = FeatureParams()) -> pl.DataFrame:
+def item_features(tables: Tables, week: TargetWeek, params: FeatureParams = FeatureParams(),
+                  sales: WeeklySales | None = None) -> pl.DataFrame:
     """One row per article (``article_idx`` order) as the target week sees it: keys, attribute codes,
-    sales recency and price level."""
+    sales recency and price level. ``sales``: ``WeeklySales.of(tables, week)`` if the caller has it."""
     _check_tables(tables)
     keys = id_keys(tables, week, params)
     vocabs = categorical_vocabs(tables.articles)
-    sales = WeeklySales.of(tables, week)
+    sales = sales if sales is not None else WeeklySales.of(tables, week)
     a = np.arange(tables.n_articles)
     codes = tables.articles.select(*[encode(pl.col(c), v).alias(cat_column(c)) for c, v in vocabs.items()])
     now = np.zeros_like(a)
@@ -314,8 +327,8 @@ def examples(
     purchase. ``item_prob`` is the article's share of the window's rows (the in-batch sampling
     probability used for the logQ correction).
     """
-    items = item_features(tables, week, params).drop(*ITEM_DYNAMIC_FEATURES)
     sales = WeeklySales.of(tables, week)
+    items = item_features(tables, week, params, sales).drop(*ITEM_DYNAMIC_FEATURES)
     tx = _window(tables, week, days).select(
         "customer_idx",
         "article_idx",
