@@ -28,6 +28,18 @@ def test_union_of_hand_made_sources():
         (1, 5, None, None, 2.0, 0, 1),
         (2, 7, 4.0, 0, None, None, 1),
     ]
+    assert got.schema == pl.Schema({"customer_idx": pl.Int32, "article_idx": pl.Int32, "pop_score": pl.Float32,
+                                    "pop_rank": pl.Int16, "rep_score": pl.Float32, "rep_rank": pl.Int16,
+                                    "n_sources": pl.Int8})
+
+
+def test_union_orders_by_customer_then_article_at_the_int32_limits():
+    big = 2**31 - 1
+    a = frame([(big, 0, 1.0, 0), (1, big, 2.0, 0), (1, 0, 3.0, 1)])
+    b = frame([(1, big, 5.0, 0), (0, big - 1, 6.0, 0)])
+    got = union_candidates({"a": a, "b": b})
+    assert got.select("customer_idx", "article_idx", "n_sources").rows() == [
+        (0, big - 1, 1), (1, 0, 1), (1, big, 2), (big, 0, 1)]
 
 
 def test_union_keeps_every_source_of_the_pipeline():
@@ -61,3 +73,5 @@ def test_union_rejects_broken_sources():
         union_candidates({"typed": good.with_columns(pl.col("rank").cast(pl.Int64))})
     with pytest.raises(ValueError, match="'missing'.*'score' is missing"):
         union_candidates({"missing": good.drop("score")})
+    with pytest.raises(ValueError, match="'neg'.*negative customer_idx or article_idx"):
+        union_candidates({"neg": frame([(0, 5, 3.0, 0), (1, -2, 1.0, 0)])})

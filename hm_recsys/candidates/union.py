@@ -11,6 +11,7 @@ import os
 import re
 from pathlib import Path
 
+import numpy as np
 import polars as pl
 
 from hm_recsys.buckets import DEFAULT_BUCKET_CUSTOMERS, bucket_writer, customer_buckets, write_bucket
@@ -33,17 +34,38 @@ def union_candidates(sources: dict[str, pl.DataFrame]) -> pl.DataFrame:
         if not _NAME.match(name):
             raise ValueError(f"union_candidates: source name {name!r} must be lower_snake_case")
         validate_candidates(sources[name], name)
-    out = None
+    # Each (customer, article) packed into one uint64 whose order is (customer, article) order: the union is
+    # the sorted distinct keys, and each source's columns are scattered to its keys' positions. Same rows as
+    # a chain of full outer joins on the two columns, at a fraction of the time (two-thirds of the union
+    # step at full scale went to those joins).
+    packed = {name: _packed(sources[name], name) for name in names}
+    keys = np.sort(np.concatenate([packed[n] for n in names]))
+    keys = keys[np.concatenate(([True], keys[1:] != keys[:-1]))] if keys.size else keys  # np.unique hashes: 70x slower
+    columns: dict[str, pl.Series | pl.Expr] = {
+        "customer_idx": pl.Series((keys >> np.uint64(32)).astype(np.int32)),
+        "article_idx": pl.Series((keys & np.uint64(0xFFFFFFFF)).astype(np.int32)),
+    }
+    n_sources = np.zeros(keys.size, dtype=np.int8)
     for name in names:
-        feats = sources[name].lazy().select(
-            *KEYS, pl.col("score").alias(f"{name}_score"), pl.col("rank").alias(f"{name}_rank")
-        )
-        out = feats if out is None else out.join(feats, on=KEYS, how="full", coalesce=True)
-    return (
-        out.sort(KEYS)
-        .with_columns(n_sources=pl.sum_horizontal([pl.col(f"{n}_rank").is_not_null() for n in names]).cast(pl.Int8))
-        .collect()
-    )
+        pos = np.searchsorted(keys, packed[name])
+        present = np.zeros(keys.size, dtype=bool)
+        present[pos] = True
+        n_sources += present
+        for col in ("score", "rank"):
+            values = np.zeros(keys.size, dtype=sources[name][col].to_numpy().dtype)
+            values[pos] = sources[name][col].to_numpy()
+            columns[f"{name}_{col}"] = pl.when(pl.lit(pl.Series(present))).then(pl.lit(pl.Series(values)))
+    columns["n_sources"] = pl.Series(n_sources)
+    return pl.select(**columns)
+
+
+def _packed(frame: pl.DataFrame, name: str) -> np.ndarray:
+    """``customer_idx << 32 | article_idx`` as uint64 (both must be non-negative)."""
+    c, a = frame["customer_idx"].to_numpy(), frame["article_idx"].to_numpy()
+    if c.size and (c.min() < 0 or a.min() < 0):
+        bad = frame.filter((pl.col("customer_idx") < 0) | (pl.col("article_idx") < 0)).row(0, named=True)
+        raise ValueError(f"candidates '{name}': negative customer_idx or article_idx in row {bad}")
+    return (c.astype(np.uint64) << np.uint64(32)) | a.astype(np.uint64)
 
 
 def write_union_buckets(
