@@ -20,6 +20,7 @@ from hm_recsys.ranking import (
     training_set,
     write_feature_buckets,
 )
+from hm_recsys.ranking.bucketed import sample_customers
 from hm_recsys.weeks import TargetWeek
 from hm_recsys_tests.leakage import perturb_future
 
@@ -143,6 +144,30 @@ def test_training_rows_are_sampled_one_pass_rows(train_union, tiny_tables, week,
     everything = training_rows(tiny_tables, train_week, union_dir, *vectors,
                                negatives_per_buyer=None, drop_buyers_without_positive=False)
     assert_frame_equal(_sorted(everything), _sorted(full))
+
+
+def test_sample_customers_is_seeded_and_ignores_order_and_repeats():
+    ids = np.arange(10_000, 0, -3)
+    kept = sample_customers(ids, 500, seed=1)
+    assert kept.size == 500 and np.all(np.diff(kept) > 0) and np.isin(kept, ids).all()
+    assert np.array_equal(sample_customers(np.concatenate([ids[::-1], ids]), 500, seed=1), kept)
+    assert not np.array_equal(sample_customers(ids, 500, seed=2), kept)
+    assert np.array_equal(sample_customers(ids, ids.size + 1, seed=1), np.sort(ids))
+    assert np.array_equal(sample_customers(ids, None, seed=1), np.sort(ids))
+
+
+def test_training_rows_of_a_buyer_sample_are_those_buyers_rows(train_union, tiny_tables, week, vectors):
+    train_week = week.shift(-1)
+    _, union_dir = train_union
+    args = dict(negatives_per_buyer=None, drop_buyers_without_positive=False, seed=3)
+    everything = training_rows(tiny_tables, train_week, union_dir, *vectors, **args)
+    buyers = weeks.labels(tiny_tables.transactions, train_week)["customer_idx"].to_numpy()
+    kept = sample_customers(buyers, 40, seed=3)
+    assert kept.size == 40 < np.unique(buyers).size
+    sampled = training_rows(tiny_tables, train_week, union_dir, *vectors, max_buyers=40, **args)
+    assert set(sampled["customer_idx"].unique().to_list()) <= set(kept.tolist())
+    assert_frame_equal(_sorted(sampled),
+                       _sorted(everything.filter(pl.col("customer_idx").is_in(pl.Series(kept, dtype=pl.Int32).implode()))))
 
 
 def test_bucket_edges_one_customer_per_bucket_and_one_bucket_for_all(world, tiny_tables, week, tmp_path):

@@ -83,6 +83,16 @@ def _uniform(customer: np.ndarray, article: np.ndarray, seed: int) -> np.ndarray
     return (x >> np.uint64(11)).astype(np.float64) / float(2**53)
 
 
+def sample_customers(customers: np.ndarray, n: int | None, seed: int) -> np.ndarray:
+    """At most ``n`` of the distinct ``customers`` (sorted): those with the smallest seeded draw, so the same
+    customers are kept whatever order or bucket layout they come in. ``None`` keeps them all."""
+    customers = np.unique(np.asarray(customers, dtype=np.int64))
+    if n is None or customers.size <= n:
+        return customers
+    draw = _uniform(customers, np.zeros_like(customers), seed)
+    return np.sort(customers[np.argsort(draw, kind="stable")[:n]])
+
+
 def sample_buyer_rows(
     union: pl.DataFrame,
     bought: pl.DataFrame,
@@ -124,10 +134,14 @@ def training_rows(
     negatives_per_buyer: int | None = DEFAULT_NEGATIVES,
     seed: int = 0,
     drop_buyers_without_positive: bool = True,
+    max_buyers: int | None = None,
     n_components: int = 8,
     recent_n: int = 10,
 ) -> pl.DataFrame:
     """A training week's labelled rows from its bucketed union: features only for sampled buyer rows.
+
+    ``max_buyers`` keeps only that many of the week's buyers (``sample_customers``, seeded by ``seed``): tuning
+    judges its trials on a sample, since at full scale one week's buyers hold ~17M candidate rows.
 
     Per bucket, the union is cut to the week's buyers, negatives are sampled (``sample_buyer_rows``), and only
     then are features built: memory grows with buyers x (positives + ``negatives_per_buyer``), never with all
@@ -135,6 +149,9 @@ def training_rows(
     Feed the weeks to ``labels.training_set`` (its own sampling then keeps every row when given the same count).
     """
     bought = weeks.labels(tables.transactions, week).select(pl.col(KEYS).cast(pl.Int32)).unique()
+    if max_buyers is not None:
+        kept = sample_customers(bought["customer_idx"].to_numpy(), max_buyers, seed)
+        bought = bought.filter(pl.col("customer_idx").is_in(pl.Series(kept, dtype=pl.Int32).implode()))
     ctx = feature_context(tables, week, item_vectors, user_vectors, n_components=n_components, recent_n=recent_n)
     parts = []
     for path in bucket_files(union_dir):

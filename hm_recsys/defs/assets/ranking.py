@@ -155,10 +155,11 @@ def build(weeks: dg.PartitionsDefinition, ranking_weeks: dg.PartitionsDefinition
         )
 
     def _training_frames(context: dg.AssetExecutionContext, data: DataResource, negatives: int, seed: int,
-                         validate_on_newest: bool = False):
+                         validate_on_newest: bool = False, max_buyers: int | None = None):
         """Labelled rows of the training weeks (the partition mapping's keys), oldest first: each week's buyers
-        with every positive and ``negatives`` sampled negatives, featurised as of that week's own cutoff.
-        ``validate_on_newest`` keeps all candidates of every buyer of the newest week, as tuning scores it."""
+        (at most ``max_buyers`` of them, a seeded sample) with every positive and ``negatives`` sampled
+        negatives, featurised as of that week's own cutoff. ``validate_on_newest`` keeps all candidates of
+        every kept buyer of the newest week, as tuning scores it."""
         from hm_recsys.ranking.bucketed import training_rows
         from hm_recsys.weeks import TargetWeek
 
@@ -173,7 +174,8 @@ def build(weeks: dg.PartitionsDefinition, ranking_weeks: dg.PartitionsDefinition
                                       f"materialize {TRAINING_INPUT} for {key} first (a backfill from {key} builds it)")
             full = validate_on_newest and key == keys[-1]
             frames.append(training_rows(tables, TargetWeek.from_key(key), union, vectors, seed=seed,
-                                        negatives_per_buyer=None if full else negatives, drop_buyers_without_positive=not full))
+                                        negatives_per_buyer=None if full else negatives, drop_buyers_without_positive=not full,
+                                        max_buyers=max_buyers))
         return tables, keys, frames
 
     def _task_type(compute: ComputeResource) -> str:
@@ -182,26 +184,32 @@ def build(weeks: dg.PartitionsDefinition, ranking_weeks: dg.PartitionsDefinition
     ranking = dict(partitions_def=ranking_weeks, group_name=GROUP, automation_condition=scored)
 
     @dg.asset(
-        code_version=code_version("2", RankerTuningConfig), kinds={"catboost", "optuna"}, pool=GPU_POOL,
+        code_version=code_version("3", RankerTuningConfig), kinds={"catboost", "optuna"}, pool=GPU_POOL,
         deps=[dg.AssetDep(candidates, partition_mapping=training_weeks), "image_embeddings", *TABLES], **ranking,
     )
     def ranker_hparams(context: dg.AssetExecutionContext, config: RankerTuningConfig, data: DataResource,
                        compute: ComputeResource, mlflow: MlflowTracking) -> dg.MaterializeResult:
         """Optuna study over CatBoost depth, learning rate, L2 and iterations, scored by MAP@12 on the newest training week."""
         import mlflow as mlf
+        import polars as pl
 
         from hm_recsys import io
+        from hm_recsys.ranking.bucketed import sample_customers
         from hm_recsys.ranking.tuning import tune_ranker
         from hm_recsys.weeks import TargetWeek, labels
 
-        tables, keys, frames = _training_frames(context, data, config.negatives_per_group, config.seed, validate_on_newest=True)
+        tables, keys, frames = _training_frames(context, data, config.negatives_per_group, config.seed, validate_on_newest=True,
+                                                max_buyers=config.sample_buyers)
+        truth = labels(tables.transactions, TargetWeek.from_key(keys[-1]))  # MAP@12 over the sampled buyers
+        kept = sample_customers(truth["customer_idx"].to_numpy(), config.sample_buyers, config.seed)
+        truth = truth.filter(pl.col("customer_idx").is_in(pl.Series(kept, dtype=truth.schema["customer_idx"]).implode()))
         with mlflow.run(context) as run_id:
             def log_trial(study, trial):
                 mlf.log_metric("tuning_map12", trial.value if trial.value is not None else float("nan"), step=trial.number)
 
             result = tune_ranker(frames, n_trials=config.n_trials, seed=config.seed, objective=config.objective,
                                  task_type=_task_type(compute), negatives_per_group=config.negatives_per_group,
-                                 valid_purchases=labels(tables.transactions, TargetWeek.from_key(keys[-1])),
+                                 valid_purchases=truth,
                                  callbacks=[log_trial])
             mlf.log_params({f"ranker.{k}": v for k, v in result.best_params.items()})
             mlf.log_metric("tuning_best_map12", result.best_map)
