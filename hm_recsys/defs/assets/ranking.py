@@ -75,7 +75,7 @@ def _source_asset(name: str, fn, weeks, automation) -> dg.AssetsDefinition:
 
     @dg.asset(
         name=asset, partitions_def=weeks, deps=TABLES, group_name=GROUP, automation_condition=automation,
-        code_version=code_version(f"1-{_defaults_version(fn)}"), kinds={"polars", "parquet"},
+        code_version=code_version(f"{getattr(fn, 'version', 1)}-{_defaults_version(fn)}"), kinds={"polars", "parquet"},
         description=describe(fn),
         check_specs=[checks.contract_spec(asset)],
     )
