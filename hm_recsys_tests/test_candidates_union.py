@@ -75,3 +75,25 @@ def test_union_rejects_broken_sources():
         union_candidates({"missing": good.drop("score")})
     with pytest.raises(ValueError, match="'neg'.*negative customer_idx or article_idx"):
         union_candidates({"neg": frame([(0, 5, 3.0, 0), (1, -2, 1.0, 0)])})
+
+
+def test_union_check_reads_the_written_buckets_and_names_the_broken_one(tmp_path):
+    from types import SimpleNamespace
+
+    from hm_recsys.buckets import write_bucket
+    from hm_recsys.defs.checks import check_union_buckets
+
+    tables = SimpleNamespace(n_customers=4, n_articles=10)
+    good = union_candidates({"a": frame([(0, 5, 3.0, 0), (1, 5, 2.0, 0)]), "b": frame([(0, 5, 1.0, 0)])})
+    folder = tmp_path / "union"
+    folder.mkdir()
+    write_bucket(good, folder, 0)
+    write_bucket(union_candidates({"a": frame([(2, 9, 1.0, 0), (3, 1, 1.0, 0)])}), folder, 1)
+    result = check_union_buckets(folder, tables)
+    assert result.passed and result.metadata["rows"].value == 4
+    write_bucket(pl.concat([good, good.head(1)]), folder, 1)
+    result = check_union_buckets(folder, tables)
+    assert not result.passed and "bucket=0001.parquet" in result.metadata["problems"].value
+    assert "appears twice" in result.metadata["problems"].value
+    write_bucket(good.with_columns(article_idx=pl.lit(10, pl.Int32)).head(1), folder, 1)
+    assert "article_idx outside 0..9" in check_union_buckets(folder, tables).metadata["problems"].value
