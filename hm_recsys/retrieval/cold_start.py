@@ -38,7 +38,8 @@ def cold_start_recall(candidates: pl.DataFrame, tables: Tables, week: TargetWeek
     """
     pairs = cold_pairs(tables, week)
     found = pairs.join(
-        candidates.filter(pl.col("rank") < k).select("customer_idx", "article_idx"),
+        candidates.join(pairs.select("customer_idx").unique(), on="customer_idx", how="semi")  # only theirs: memory
+        .filter(pl.col("rank") < k).select("customer_idx", "article_idx"),
         on=["customer_idx", "article_idx"],
         how="semi",
     )
