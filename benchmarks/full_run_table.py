@@ -3,7 +3,7 @@
 Joins three records of one run of the ``hm-recsys`` CLI on a data folder:
 - the folder's Dagster instance: every successful step's start and end, its run's partition (target week),
   and the rows its materialization reported (``rows``, ``examples`` or ``training_rows`` metadata);
-- the CLI's log (``--log``), whose STEP_WORKER_STARTED lines name the process id of each step;
+- the CLI's logs (``--log``), whose STEP_WORKER_STARTED lines name the process id of each step;
 - ``benchmarks/rss_watch.py``'s samples (``--rss``): each process's VmHWM (its own peak RSS) and write_bytes.
 Then the disk each week's folders hold, and the MAP@12 table of the backtested weeks.
 
@@ -25,9 +25,9 @@ ROW_KEYS = ("rows", "examples", "training_rows")
 WEEK = re.compile(r"^\d{4}-\d{2}-\d{2}$")
 
 
-def step_pids(log: Path) -> dict[tuple[str, str], int]:
+def step_pids(logs: list[Path]) -> dict[tuple[str, str], int]:
     out = {}
-    for line in log.read_text(errors="replace").splitlines():
+    for line in (line for log in logs for line in log.read_text(errors="replace").splitlines()):
         m = STARTED.search(line)
         if m:
             out[(m.group(1), m.group(3))] = int(m.group(2))
@@ -49,7 +49,7 @@ def week_disk_mb(root: Path) -> dict[str, float]:
 def main() -> None:
     ap = argparse.ArgumentParser(description=__doc__.splitlines()[0])
     ap.add_argument("--data-dir", type=Path, required=True)
-    ap.add_argument("--log", type=Path, required=True)
+    ap.add_argument("--log", type=Path, nargs="+", required=True, help="the CLI's output (several if it was restarted)")
     ap.add_argument("--rss", type=Path, required=True)
     args = ap.parse_args()
     os.environ["DAGSTER_HOME"] = str((args.data_dir / "dagster_home").resolve())
