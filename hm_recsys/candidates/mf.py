@@ -82,7 +82,7 @@ def als_candidates(
         )
         model.fit(matrix, show_progress=False)
     # Exact top-n of user . item factors (what ``model.recommend`` scores) by the retrieval stage's batched
-    # top-k: 846k x 38.8k x 64 at full scale took implicit ~630 s on one core against ~100 s here.
+    # top-k: 846k x 38.8k x 64 at full scale took implicit ~630 s on one core against ~75 s here.
     from hm_recsys.retrieval.brute_force import top_k
 
     rows = np.searchsorted(users, wanted)

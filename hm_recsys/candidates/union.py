@@ -15,7 +15,7 @@ import numpy as np
 import polars as pl
 
 from hm_recsys.buckets import DEFAULT_BUCKET_CUSTOMERS, bucket_writer, customer_buckets, write_bucket
-from hm_recsys.candidates.contract import KEYS, validate_candidates
+from hm_recsys.candidates.contract import KEYS, packed_keys, validate_candidates
 from hm_recsys.metrics import relevant_sets
 
 _NAME = re.compile(r"^[a-z][a-z0-9_]*$")
@@ -60,12 +60,11 @@ def union_candidates(sources: dict[str, pl.DataFrame]) -> pl.DataFrame:
 
 
 def _packed(frame: pl.DataFrame, name: str) -> np.ndarray:
-    """``customer_idx << 32 | article_idx`` as uint64 (both must be non-negative)."""
-    c, a = frame["customer_idx"].to_numpy(), frame["article_idx"].to_numpy()
-    if c.size and (c.min() < 0 or a.min() < 0):
+    """``contract.packed_keys`` as a uint64 array (ids must be non-negative, so the order is kept)."""
+    if frame.height and (frame["customer_idx"].min() < 0 or frame["article_idx"].min() < 0):
         bad = frame.filter((pl.col("customer_idx") < 0) | (pl.col("article_idx") < 0)).row(0, named=True)
         raise ValueError(f"candidates '{name}': negative customer_idx or article_idx in row {bad}")
-    return (c.astype(np.uint64) << np.uint64(32)) | a.astype(np.uint64)
+    return frame.select(packed_keys())["key"].to_numpy().astype(np.uint64)
 
 
 def write_union_buckets(

@@ -58,8 +58,9 @@ def check_union(union, tables) -> dg.AssetCheckResult:
     import polars as pl
 
     problems = []
-    packed = union.select(pl.col("customer_idx").cast(pl.Int64) * (1 << 32) + pl.col("article_idx").cast(pl.Int64)).to_series()
-    if packed.is_duplicated().any():
+    from hm_recsys.candidates.contract import first_duplicate
+
+    if first_duplicate(union) is not None:
         problems.append("a (customer_idx, article_idx) pair appears twice")
     for col, n in (("customer_idx", tables.n_customers), ("article_idx", tables.n_articles)):
         if union.filter((pl.col(col) < 0) | (pl.col(col) >= n)).height:
