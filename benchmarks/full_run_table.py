@@ -4,8 +4,10 @@ Joins three records of one run of the ``hm-recsys`` CLI on a data folder:
 - the folder's Dagster instance: every successful step's start and end, its run's partition (target week),
   and the rows its materialization reported (``rows``, ``examples`` or ``training_rows`` metadata);
 - the CLI's logs (``--log``), whose STEP_WORKER_STARTED lines name the process id of each step;
-- ``benchmarks/rss_watch.py``'s samples (``--rss``): each process's VmHWM (its own peak RSS) and write_bytes.
-Then the disk each week's folders hold, and the MAP@12 table of the backtested weeks.
+- ``benchmarks/rss_watch.py``'s samples (``--rss``, one file per start of the command): each process's VmHWM
+  (its own peak RSS) and write_bytes.
+Then the disk each week's folders hold, and the MAP@12 table of the backtested weeks. ``benchmarks/full_scale.py``
+calls ``build_table`` after its run; by hand:
 
     .venv/bin/python benchmarks/full_run_table.py --data-dir /work/fullrun --log /work/fullrun/run.log \
         --rss /work/fullrun/bench/rss.json
@@ -46,18 +48,43 @@ def week_disk_mb(root: Path) -> dict[str, float]:
     return dict(sizes)
 
 
-def main() -> None:
-    ap = argparse.ArgumentParser(description=__doc__.splitlines()[0])
-    ap.add_argument("--data-dir", type=Path, required=True)
-    ap.add_argument("--log", type=Path, nargs="+", required=True, help="the CLI's output (several if it was restarted)")
-    ap.add_argument("--rss", type=Path, required=True)
-    args = ap.parse_args()
-    os.environ["DAGSTER_HOME"] = str((args.data_dir / "dagster_home").resolve())
+def _load_procs(paths: list[Path]) -> tuple[dict[int, list[dict]], float | None]:
+    """Every sampled process by pid (a pid can recur across restarts), and the lowest MemAvailable seen."""
+    procs: dict[int, list[dict]] = collections.defaultdict(list)
+    low = None
+    for path in paths:
+        rss = json.loads(path.read_text())
+        for pid, rec in rss["procs"].items():
+            procs[int(pid)].append(rec)
+        m = rss.get("min_mem_available_gib")
+        low = m if low is None or m is None else min(low, m)
+    return procs, low
+
+
+def _proc_for(procs: dict[int, list[dict]], pid: int, start: float, end: float) -> dict:
+    """The sampled process with this pid that was alive during the step (a few seconds' slack)."""
+    return next((r for r in procs.get(pid, []) if r["first"] - 10 <= end and r["last"] + 10 >= start), {})
+
+
+def map_table(root: Path) -> list[str]:
+    reports = sorted(root.glob("reports/*/metrics.json"))
+    if not reports:
+        return []
+    metrics = [json.loads(r.read_text()) for r in reports]
+    names = sorted({n for m in metrics for n in m["map12"]}, key=lambda n: -metrics[-1]["map12"].get(n, 0))
+    out = ["| recommender | " + " | ".join(m["week"] for m in metrics) + " |", "|---|" + "---:|" * len(metrics)]
+    out += [f"| {n} | " + " | ".join(f"{m['map12'][n]:.5f}" if n in m["map12"] else "-" for m in metrics) + " |"
+            for n in names]
+    out.append("| buyers | " + " | ".join(f"{m['buyers']:,}" for m in metrics) + " |")
+    return out
+
+
+def build_table(data_dir: Path, logs: list[Path], rss_paths: list[Path]) -> str:
+    os.environ["DAGSTER_HOME"] = str((data_dir / "dagster_home").resolve())
     import dagster as dg
 
-    pids = step_pids(args.log)
-    rss = json.loads(args.rss.read_text())
-    procs = {int(k): v for k, v in rss["procs"].items()}
+    pids = step_pids(logs)
+    procs, low = _load_procs(rss_paths)
     rows = []
     with dg.DagsterInstance.get() as instance:
         for run in instance.get_runs():
@@ -65,7 +92,7 @@ def main() -> None:
             for step in instance.get_run_step_stats(run.run_id):
                 if not (step.start_time and step.end_time and step.status and step.status.value == "SUCCESS"):
                     continue
-                proc = procs.get(pids.get((run.run_id, step.step_key), -1), {})
+                proc = _proc_for(procs, pids.get((run.run_id, step.step_key), -1), step.start_time, step.end_time)
                 n = None
                 records = instance.fetch_materializations(
                     dg.AssetRecordsFilter(asset_key=dg.AssetKey(step.step_key),
@@ -76,21 +103,34 @@ def main() -> None:
                 rows.append((step.start_time, step.step_key, week, step.end_time - step.start_time,
                              proc.get("hwm_gib"), proc.get("write_mb"), n))
     rows.sort()
-    print(f"# {args.data_dir}: {len(rows)} steps, in start order; peak RSS = the step process's VmHWM "
-          f"(sampled every few s); disk = its write_bytes; lowest MemAvailable seen "
-          f"{rss['min_mem_available_gib']:.1f} GiB")
-    print("| asset | week | wall s | peak RSS GiB | disk written MB | rows |")
-    print("|---|---|---:|---:|---:|---:|")
+    low_text = "-" if low is None else f"{low:.1f} GiB"
+    out = [f"# {data_dir}: {len(rows)} steps, in start order; peak RSS = the step process's VmHWM "
+           f"(sampled every few s); disk = its write_bytes; lowest MemAvailable seen {low_text}",
+           "| asset | week | wall s | peak RSS GiB | disk written MB | rows |",
+           "|---|---|---:|---:|---:|---:|"]
     for _, key, week, secs, hwm, mb, n in rows:
-        print(f"| {key} | {week} | {secs:.0f} | {'-' if hwm is None else f'{hwm:.2f}'} | "
-              f"{'-' if mb is None else f'{mb:,.0f}'} | {'-' if n is None else f'{n:,}'} |")
-    first = min(r[0] for r in rows)
-    last = max(r[0] + r[3] for r in rows)
-    print(f"\nsteps: {sum(r[3] for r in rows):.0f} s summed, {last - first:.0f} s from the first start to the "
-          f"last end; max peak RSS {max((r[4] or 0) for r in rows):.2f} GiB")
-    print("\n| week | disk MB |\n|---|---:|")
-    for week, mb in sorted(week_disk_mb(args.data_dir).items()):
-        print(f"| {week} | {mb:,.0f} |")
+        out.append(f"| {key} | {week} | {secs:.0f} | {'-' if hwm is None else f'{hwm:.2f}'} | "
+                   f"{'-' if mb is None else f'{mb:,.0f}'} | {'-' if n is None else f'{n:,}'} |")
+    if rows:
+        first = min(r[0] for r in rows)
+        last = max(r[0] + r[3] for r in rows)
+        out.append(f"\nsteps: {sum(r[3] for r in rows):.0f} s summed, {last - first:.0f} s from the first start to the "
+                   f"last end; max peak RSS {max((r[4] or 0) for r in rows):.2f} GiB")
+    mp = map_table(data_dir)
+    if mp:
+        out += ["\nMAP@12 of every recommender on the backtested weeks (reports/WEEK/metrics.json):", *mp]
+    out.append("\n| week | disk MB |\n|---|---:|")
+    out += [f"| {week} | {mb:,.0f} |" for week, mb in sorted(week_disk_mb(data_dir).items())]
+    return "\n".join(out)
+
+
+def main() -> None:
+    ap = argparse.ArgumentParser(description=__doc__.splitlines()[0])
+    ap.add_argument("--data-dir", type=Path, required=True)
+    ap.add_argument("--log", type=Path, nargs="+", required=True, help="the CLI's output (several if it was restarted)")
+    ap.add_argument("--rss", type=Path, nargs="+", required=True, help="rss_watch.py's files (one per start)")
+    args = ap.parse_args()
+    print(build_table(args.data_dir, args.log, args.rss))
 
 
 if __name__ == "__main__":

@@ -67,39 +67,52 @@ def _mem_available_gib() -> float:
     raise RuntimeError("no MemAvailable in /proc/meminfo")
 
 
-def main() -> None:
-    ap = argparse.ArgumentParser(description=__doc__.splitlines()[0])
-    ap.add_argument("--pid", type=int, required=True, help="the command's root process")
-    ap.add_argument("--out", type=Path, required=True)
-    ap.add_argument("--every", type=float, default=2.0)
-    args = ap.parse_args()
-    procs: dict[int, dict] = json.loads(args.out.read_text())["procs"] if args.out.exists() else {}
-    procs = {int(k): v for k, v in procs.items()}
-    low = None
-    while Path(f"/proc/{args.pid}").exists():
+class Sampler:
+    """Peak RSS and disk writes of every descendant of ``root``, merged into ``out`` (JSON) at each sample."""
+
+    def __init__(self, root: int, out: Path):
+        self.root, self.out = root, out
+        procs = json.loads(out.read_text())["procs"] if out.exists() else {}
+        self.procs: dict[int, dict] = {int(k): v for k, v in procs.items()}
+        self.low: float | None = None
+
+    def sample(self) -> None:
         now = time.time()
-        for pid in descendants(args.pid):
+        for pid in descendants(self.root):
             hwm = _status_kib(pid, "VmHWM")
             if hwm is None:
                 continue
-            rec = procs.get(pid)
+            rec = self.procs.get(pid)
             if rec is None:
                 try:
                     cmd = Path(f"/proc/{pid}/cmdline").read_bytes().replace(b"\0", b" ").decode()[:200]
                 except OSError:
                     continue
-                rec = procs[pid] = {"cmd": cmd, "first": now, "hwm_gib": 0.0, "write_mb": 0.0}
+                rec = self.procs[pid] = {"cmd": cmd, "first": now, "hwm_gib": 0.0, "write_mb": 0.0}
             rec["last"] = now
             rec["hwm_gib"] = max(rec["hwm_gib"], hwm * 1024 / GIB)
             wb = _write_bytes(pid)
             if wb is not None:
                 rec["write_mb"] = max(rec["write_mb"], wb / 1e6)
         avail = _mem_available_gib()
-        low = avail if low is None else min(low, avail)
-        tmp = args.out.with_suffix(".tmp")
-        tmp.write_text(json.dumps({"root": args.pid, "min_mem_available_gib": low, "procs": procs}))
-        os.replace(tmp, args.out)
-        time.sleep(args.every)
+        self.low = avail if self.low is None else min(self.low, avail)
+        tmp = self.out.with_suffix(".tmp")
+        tmp.write_text(json.dumps({"root": self.root, "min_mem_available_gib": self.low, "procs": self.procs}))
+        os.replace(tmp, self.out)
+
+    def run_while_alive(self, every: float = 2.0) -> None:
+        while Path(f"/proc/{self.root}").exists():
+            self.sample()
+            time.sleep(every)
+
+
+def main() -> None:
+    ap = argparse.ArgumentParser(description=__doc__.splitlines()[0])
+    ap.add_argument("--pid", type=int, required=True, help="the command's root process")
+    ap.add_argument("--out", type=Path, required=True)
+    ap.add_argument("--every", type=float, default=2.0)
+    args = ap.parse_args()
+    Sampler(args.pid, args.out).run_while_alive(args.every)
 
 
 if __name__ == "__main__":
