@@ -135,3 +135,18 @@ def test_training_set_groups_by_week_and_customer(tables):
         training_set([frames[0], frames[0]])
     with pytest.raises(ValueError, match="lacks column 'label'"):
         training_set([frames[0].drop("label")])
+
+
+def test_rows_by_dense_id_are_the_left_join_and_gaps_fall_back_to_it():
+    from hm_recsys.ranking.features import _by_index
+
+    table = pl.DataFrame({"article_idx": [0, 1, 2, 3], "a": [10, 11, 12, 13], "b": [0.5, None, 2.5, 3.5]})
+    idx = pl.Series("article_idx", [3, 0, 0, 2, 1], dtype=pl.Int32)
+    joined = idx.to_frame().join(table, on="article_idx", how="left", maintain_order="left").drop("article_idx")
+    assert_frame_equal(_by_index(table, "article_idx", idx), joined)
+    gappy = table.filter(pl.col("article_idx") != 1)  # id 1 missing: a gather would shift every later row
+    expected = idx.to_frame().join(gappy, on="article_idx", how="left", maintain_order="left").drop("article_idx")
+    assert_frame_equal(_by_index(gappy, "article_idx", idx), expected)
+    assert _by_index(gappy, "article_idx", idx)["a"].to_list() == [13, 10, 10, 12, None]
+    shuffled = table.reverse()  # every id present but out of order: no gather either
+    assert_frame_equal(_by_index(shuffled, "article_idx", idx), joined)
