@@ -62,8 +62,10 @@ def _load_procs(paths: list[Path]) -> tuple[dict[int, list[dict]], float | None]
 
 
 def _proc_for(procs: dict[int, list[dict]], pid: int, start: float, end: float) -> dict:
-    """The sampled process with this pid that was alive during the step (a few seconds' slack)."""
-    return next((r for r in procs.get(pid, []) if r["first"] - 10 <= end and r["last"] + 10 >= start), {})
+    """The sampled process with this pid that was alive during the step (a few seconds' slack); of two
+    samplers that watched it, the one that saw it last."""
+    alive = [r for r in procs.get(pid, []) if r["first"] - 10 <= end and r["last"] + 10 >= start]
+    return max(alive, key=lambda r: (r["last"], "cpu_s" in r), default={})
 
 
 def map_table(root: Path) -> list[str]:
@@ -101,15 +103,17 @@ def build_table(data_dir: Path, logs: list[Path], rss_paths: list[Path]) -> str:
                     md = records[0].asset_materialization.metadata
                     n = next((md[k].value for k in ROW_KEYS if k in md), None)
                 rows.append((step.start_time, step.step_key, week, step.end_time - step.start_time,
-                             proc.get("hwm_gib"), proc.get("write_mb"), n))
+                             proc.get("hwm_gib"), proc.get("write_mb"), n, proc.get("cpu_s")))
     rows.sort()
     low_text = "-" if low is None else f"{low:.1f} GiB"
     out = [f"# {data_dir}: {len(rows)} steps, in start order; peak RSS = the step process's VmHWM "
-           f"(sampled every few s); disk = its write_bytes; lowest MemAvailable seen {low_text}",
-           "| asset | week | wall s | peak RSS GiB | disk written MB | rows |",
-           "|---|---|---:|---:|---:|---:|"]
-    for _, key, week, secs, hwm, mb, n in rows:
-        out.append(f"| {key} | {week} | {secs:.0f} | {'-' if hwm is None else f'{hwm:.2f}'} | "
+           f"(sampled every few s); disk = its write_bytes; CPU s = its user + system seconds (2 cores: at most "
+           f"2x wall); lowest MemAvailable seen {low_text}",
+           "| asset | week | wall s | CPU s | peak RSS GiB | disk written MB | rows |",
+           "|---|---|---:|---:|---:|---:|---:|"]
+    for _, key, week, secs, hwm, mb, n, cpu in rows:
+        out.append(f"| {key} | {week} | {secs:.0f} | {'-' if cpu is None else f'{cpu:.0f}'} | "
+                   f"{'-' if hwm is None else f'{hwm:.2f}'} | "
                    f"{'-' if mb is None else f'{mb:,.0f}'} | {'-' if n is None else f'{n:,}'} |")
     if rows:
         first = min(r[0] for r in rows)

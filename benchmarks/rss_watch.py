@@ -2,9 +2,9 @@
 
 Dagster's multiprocess executor runs each step in its own spawned process, so a process's VmHWM (its own
 peak RSS, kept by the kernel) is the step's peak. Every ``--every`` seconds this reads, for each descendant
-of ``--pid``, VmHWM and /proc/PID/io write_bytes (both only grow, so the last sample before exit is at most
-one interval short), and the machine's lowest MemAvailable. The JSON written to ``--out`` after every sample
-maps pid -> {cmd, first, last, hwm_gib, write_mb}; ``benchmarks/full_run_table.py`` joins it with the run log
+of ``--pid``, VmHWM, /proc/PID/io write_bytes and its CPU seconds (all only grow, so the last sample before
+exit is at most one interval short), and the machine's lowest MemAvailable. The JSON written to ``--out``
+after every sample maps pid -> {cmd, first, last, hwm_gib, write_mb, cpu_s}; ``benchmarks/full_run_table.py`` joins it with the run log
 (which names each step's pid) into the per-asset table.
 
     .venv/bin/python benchmarks/rss_watch.py --pid $(pgrep -f run.sh) --out DATA/bench/rss.json &
@@ -60,6 +60,18 @@ def _write_bytes(pid: int) -> int | None:
     return None
 
 
+TICKS = os.sysconf("SC_CLK_TCK")
+
+
+def _cpu_s(pid: int) -> float | None:
+    """User + system CPU seconds of the process so far (its threads included)."""
+    try:
+        fields = Path(f"/proc/{pid}/stat").read_text().rsplit(")", 1)[1].split()
+    except OSError:
+        return None
+    return (int(fields[11]) + int(fields[12])) / TICKS
+
+
 def _mem_available_gib() -> float:
     for line in Path("/proc/meminfo").read_text().splitlines():
         if line.startswith("MemAvailable:"):
@@ -94,6 +106,9 @@ class Sampler:
             wb = _write_bytes(pid)
             if wb is not None:
                 rec["write_mb"] = max(rec["write_mb"], wb / 1e6)
+            cpu = _cpu_s(pid)
+            if cpu is not None:
+                rec["cpu_s"] = max(rec.get("cpu_s", 0.0), cpu)
         avail = _mem_available_gib()
         self.low = avail if self.low is None else min(self.low, avail)
         tmp = self.out.with_suffix(".tmp")
