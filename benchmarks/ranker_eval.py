@@ -113,7 +113,7 @@ def main(argv: list[str] | None = None) -> int:
     ap.add_argument("--train-weeks", type=int, default=4, help="training weeks W-1..W-k per eval week (default 4)")
     ap.add_argument("--negatives", type=int, default=DEFAULT_NEGATIVES, help="negatives kept per training group (0 = all)")
     ap.add_argument("--params", type=json.loads, default={}, help="CatBoost params JSON over the defaults")
-    ap.add_argument("--objective", default="YetiRank")
+    ap.add_argument("--objective", default="YetiRank:permutations=1", help="CatBoost loss (the pipeline's default)")
     ap.add_argument("--source-params", type=json.loads, default={}, help='e.g. {"popular": {"top_n": 100}}')
     ap.add_argument("--tune", type=int, default=0, help="Optuna trials per eval week (0 = default params)")
     ap.add_argument("--extra-sources", nargs="*", default=[],

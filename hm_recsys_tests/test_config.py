@@ -51,3 +51,12 @@ def test_data_folder_config_is_picked_up(tmp_path, monkeypatch):
     assert config.config_path(tmp_path) is None
     (tmp_path / config.CONFIG_FILE).write_text("ranker_hparams: {n_trials: 4}\n")
     assert config.resolve(tmp_path)["ranker_hparams"]().n_trials == 4
+
+
+def test_ranker_loss_carries_yetirank_permutations(tmp_path):
+    base = config.resolve(tmp_path)["ranker_hparams"]()
+    assert base.loss() == "YetiRank:permutations=1"
+    three = config.resolve(tmp_path, write(tmp_path, "ranker_hparams: {yetirank_permutations: 3}\n"))["ranker_hparams"]()
+    assert three.loss() == "YetiRank:permutations=3"
+    pointwise = config.resolve(tmp_path, write(tmp_path, "ranker_hparams: {objective: Logloss}\n"))["ranker_hparams"]()
+    assert pointwise.loss() == "Logloss"

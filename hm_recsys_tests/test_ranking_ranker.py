@@ -118,6 +118,8 @@ def test_train_rejects_bad_input(frames):
     train = training_set(frames[1:])
     with pytest.raises(ValueError, match="objective must be"):
         train_ranker(train, SMALL, objective="RMSE", task_type="CPU")
+    with pytest.raises(ValueError, match="objective must be"):
+        train_ranker(train, SMALL, objective="RMSE:permutations=1", task_type="CPU")
     with pytest.raises(ValueError, match="only"):
         train_ranker(train.filter(pl.col("label") == 1), SMALL, task_type="CPU")
     with pytest.raises(ValueError, match="'group_id' missing"):
@@ -160,3 +162,12 @@ def test_tuning_starts_from_the_default_parameters(frames):
     first = result.trials.row(0, named=True)
     assert first["depth"] == 5 and first["iterations"] == 100  # defaults 6 and 150, clipped into the space
     assert first["learning_rate"] == pytest.approx(DEFAULT_PARAMS["learning_rate"])
+
+
+def test_yetirank_permutations_are_passed_to_catboost(frames, model):
+    """The loss string's parameters reach CatBoost: one permutation trains a different model from the default ten."""
+    train = training_set(frames[1:])
+    one = train_ranker(train, SMALL, objective="YetiRank:permutations=1", task_type="CPU")
+    assert one.get_all_params()["loss_function"] == "YetiRank:permutations=1"
+    x = train.select(one.feature_names_).to_numpy()
+    assert not np.allclose(one.predict(x), model.predict(x))

@@ -61,8 +61,9 @@ def train_ranker(
     ``task_type`` None picks ``default_task_type()``. Returns the fitted model; its ``feature_names_`` are the
     columns ``score`` reads.
     """
-    if objective != POINTWISE and objective not in RANKING_OBJECTIVES:
-        raise ValueError(f"objective must be {POINTWISE!r} or one of {RANKING_OBJECTIVES}, got {objective!r}")
+    if objective != POINTWISE and objective.split(":")[0] not in RANKING_OBJECTIVES:
+        raise ValueError(f"objective must be {POINTWISE!r} or one of {RANKING_OBJECTIVES} (with CatBoost's "
+                         f"':name=value' parameters), got {objective!r}")
     for col in (LABEL, GROUP):
         if col not in train_frame.columns:
             raise ValueError(f"train_ranker: column {col!r} missing (build the frame with training_set)")

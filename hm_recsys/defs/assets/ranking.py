@@ -184,7 +184,7 @@ def build(weeks: dg.PartitionsDefinition, ranking_weeks: dg.PartitionsDefinition
     ranking = dict(partitions_def=ranking_weeks, group_name=GROUP, automation_condition=scored)
 
     @dg.asset(
-        code_version=code_version("3", RankerTuningConfig), kinds={"catboost", "optuna"}, pool=GPU_POOL,
+        code_version=code_version("4", RankerTuningConfig), kinds={"catboost", "optuna"}, pool=GPU_POOL,
         deps=[dg.AssetDep(candidates, partition_mapping=training_weeks), "image_embeddings", *TABLES], **ranking,
     )
     def ranker_hparams(context: dg.AssetExecutionContext, config: RankerTuningConfig, data: DataResource,
@@ -207,14 +207,14 @@ def build(weeks: dg.PartitionsDefinition, ranking_weeks: dg.PartitionsDefinition
             def log_trial(study, trial):
                 mlf.log_metric("tuning_map12", trial.value if trial.value is not None else float("nan"), step=trial.number)
 
-            result = tune_ranker(frames, n_trials=config.n_trials, seed=config.seed, objective=config.objective,
+            result = tune_ranker(frames, n_trials=config.n_trials, seed=config.seed, objective=config.loss(),
                                  task_type=_task_type(compute), negatives_per_group=config.negatives_per_group,
                                  valid_purchases=truth,
                                  callbacks=[log_trial])
             mlf.log_params({f"ranker.{k}": v for k, v in result.best_params.items()})
             mlf.log_metric("tuning_best_map12", result.best_map)
             mlf.log_text(result.trials.write_csv(), f"ranker_hparams/{context.partition_key}/trials.csv")
-        path = io.write_json({"objective": config.objective, "params": result.best_params, "best_map12": result.best_map,
+        path = io.write_json({"objective": config.loss(), "params": result.best_params, "best_map12": result.best_map,
                               "negatives_per_group": config.negatives_per_group, "seed": config.seed, "training_weeks": keys},
                              data.paths.week_dir("models", context.partition_key) / "ranker_hparams.json")
         return dg.MaterializeResult(
