@@ -68,6 +68,19 @@ def _proc_for(procs: dict[int, list[dict]], pid: int, start: float, end: float) 
     return max(alive, key=lambda r: (r["last"], "cpu_s" in r), default={})
 
 
+def busy_seconds(rows: list[tuple]) -> float:
+    """Wall seconds covered by at least one successful step (the union of their intervals)."""
+    total, end = 0.0, None
+    for start, stop in sorted((r[0], r[0] + r[3]) for r in rows):
+        if end is None or start > end:
+            total += stop - start
+            end = stop
+        elif stop > end:
+            total += stop - end
+            end = stop
+    return total
+
+
 def map_table(root: Path) -> list[str]:
     reports = sorted(root.glob("reports/*/metrics.json"))
     if not reports:
@@ -118,8 +131,9 @@ def build_table(data_dir: Path, logs: list[Path], rss_paths: list[Path]) -> str:
     if rows:
         first = min(r[0] for r in rows)
         last = max(r[0] + r[3] for r in rows)
-        out.append(f"\nsteps: {sum(r[3] for r in rows):.0f} s summed, {last - first:.0f} s from the first start to the "
-                   f"last end; max peak RSS {max((r[4] or 0) for r in rows):.2f} GiB")
+        out.append(f"\nsteps: {sum(r[3] for r in rows):.0f} s summed, {busy_seconds(rows):.0f} s of wall with at least one "
+                   f"step running (gaps between runs, restarts and killed attempts excluded), {last - first:.0f} s "
+                   f"from the first start to the last end; max peak RSS {max((r[4] or 0) for r in rows):.2f} GiB")
     mp = map_table(data_dir)
     if mp:
         out += ["\nMAP@12 of every recommender on the backtested weeks (reports/WEEK/metrics.json):", *mp]
