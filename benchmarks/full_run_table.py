@@ -85,7 +85,9 @@ def map_table(root: Path) -> list[str]:
     reports = sorted(root.glob("reports/*/metrics.json"))
     if not reports:
         return []
-    metrics = [json.loads(r.read_text()) for r in reports]
+    metrics = [m for m in (json.loads(r.read_text()) for r in reports) if m.get("buyers")]  # not the production week
+    if not metrics:
+        return []
     names = sorted({n for m in metrics for n in m["map12"]}, key=lambda n: -metrics[-1]["map12"].get(n, 0))
     out = ["| recommender | " + " | ".join(m["week"] for m in metrics) + " |", "|---|" + "---:|" * len(metrics)]
     out += [f"| {n} | " + " | ".join(f"{m['map12'][n]:.5f}" if n in m["map12"] else "-" for m in metrics) + " |"
