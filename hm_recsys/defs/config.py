@@ -84,9 +84,9 @@ class BucketConfig(StrictConfig):
 class RankerTuningConfig(StrictConfig):
     n_trials: int = Field(6, ge=1)  # the demo backtest held with 6 (0.03893) as with 10 and 20 trials (README)
     objective: Literal["YetiRank", "Logloss"] = "YetiRank"  # Logloss: a pointwise CatBoostClassifier, for comparison
-    # YetiRank's random permutations of each group per iteration (CatBoost's default: 10), drawn on one thread:
-    # 1 trains in about half the time (full-scale rows: 13.0 -> 6.7 s per 30 trees) at the same demo MAP@12
-    # (benchmarks/ranker_eval.py, 3 weeks: 0.0344 with 10, 0.0340 with 1).
+    # YetiRank's random permutations of each group per iteration (CatBoost's default: 10). 1 halves training:
+    # full scale, 2.2M rows, 557 -> 277 s wall and 953 -> 462 CPU s, MAP@12 0.07822 -> 0.07802
+    # (benchmarks/ranker_full_scale.py); demo, 3 weeks of benchmarks/ranker_eval.py: 0.0344 -> 0.0340.
     yetirank_permutations: int = Field(1, ge=1)
     negatives_per_group: int = Field(20, ge=1)
     # Trials learn from and are judged on at most this many buyers per training week (a seeded sample): at
