@@ -54,18 +54,10 @@ def run_command(data: Path, args: tuple[str, ...], log: Path, rss: Path, every: 
         out.write(f"\n=== {time.strftime('%FT%TZ', time.gmtime(start))} hm-recsys {' '.join(args)}\n")
         out.flush()
         proc = subprocess.Popen([str(cli), *args, "--data-dir", str(data)], stdout=out, stderr=subprocess.STDOUT)
-        sampler = Sampler(proc.pid, rss)
-        stop = threading.Event()
-
-        def sample() -> None:
-            while not stop.is_set():
-                sampler.sample()
-                stop.wait(every)
-
-        thread = threading.Thread(target=sample, daemon=True)
+        # The sampler stops by itself once the command is gone (reaped by ``wait``).
+        thread = threading.Thread(target=Sampler(proc.pid, rss).run_while_alive, args=(every,), daemon=True)
         thread.start()
         rc = proc.wait()
-        stop.set()
         thread.join()
     record = {"command": " ".join(args), "start": start, "wall_s": round(time.time() - start, 1), "rc": rc}
     print(f"hm-recsys {record['command']}: rc {rc}, {record['wall_s']:.0f} s", flush=True)
