@@ -144,3 +144,20 @@ def test_raw_files_sensor_reloads_only_after_the_new_raw_versions_are_recorded(t
             break
     # tick 1: files seen (waiting for them to hold still); tick 2: observations; tick 3: reload
     assert len(observed) == 3 and observed[0] == 0 and observed[1] > 0 and observed[2] == 0 and reloads == [1]
+
+
+def test_a_weeks_longest_chain_starts_before_the_steps_beside_it(tiny_world):
+    """Among ready steps the multiprocess executor starts the higher ``dagster/priority`` first: the shards ->
+    towers -> top-100 chain must outrank every source and baseline, or a week's run waits on them."""
+    from hm_recsys.definitions import build_definitions
+
+    defs = build_definitions(tiny_world)
+
+    def priority(name: str) -> int:
+        return int(defs.get_assets_def(name).op.tags.get("dagster/priority", 0))
+
+    chain = ("tfrecords", "two_tower_model", "two_tower_finetuned", "retrieval_candidates")
+    beside = ("history", "als_candidates", "same_product_candidates", "repurchase_candidates", "popular_candidates",
+              "bought_together_candidates", "age_popular_candidates", "popular_all_time", "popular_last_week",
+              "repurchase_popular")
+    assert min(map(priority, chain)) > max(map(priority, beside))

@@ -11,6 +11,9 @@ import dagster as dg
 GPU_POOL = "gpu"
 GPU_POOL_LIMIT = 1
 EXECUTOR = dg.multiprocess_executor.configured({"max_concurrent": 2})
+# A week's longest chain (shards -> towers -> fine-tuning -> top-100, ~1,500 s at full scale) starts before the
+# sources and baselines that run beside it: among ready steps the executor starts the higher priority first.
+CRITICAL_PATH = {"dagster/priority": "1"}
 
 
 UNPARTITIONED = ["articles", "customers", "transactions", "image_embeddings"]

@@ -9,7 +9,7 @@ import dagster as dg
 
 from hm_recsys import schema
 from hm_recsys.defs import checks
-from hm_recsys.defs.jobs import GPU_POOL
+from hm_recsys.defs.jobs import CRITICAL_PATH, GPU_POOL
 from hm_recsys.defs.mlflow_logging import log_curve, markdown_table
 from hm_recsys.defs.resources import ComputeResource, DataResource, MlflowTracking
 from hm_recsys.defs.versioning import code_version, config_metadata, data_version
@@ -82,7 +82,7 @@ def build_images(configs: dict, automation: dg.AutomationCondition) -> dg.Assets
 
 def build(weeks: dg.PartitionsDefinition, configs: dict, automation: dg.AutomationCondition) -> list:
     TfRecordsConfig, TwoTowerSettings, RetrievalConfig = configs["tfrecords"], configs["two_tower"], configs["retrieval_candidates"]
-    common = dict(partitions_def=weeks, group_name=GROUP, automation_condition=automation)
+    common = dict(partitions_def=weeks, group_name=GROUP, automation_condition=automation, op_tags=CRITICAL_PATH)
 
     @dg.asset(deps=TABLES, code_version=code_version("2", TfRecordsConfig), kinds={"tensorflow"}, **common)
     def tfrecords(context: dg.AssetExecutionContext, config: TfRecordsConfig, data: DataResource) -> dg.MaterializeResult:
