@@ -161,3 +161,68 @@ def test_a_weeks_longest_chain_starts_before_the_steps_beside_it(tiny_world):
               "bought_together_candidates", "age_popular_candidates", "popular_all_time", "popular_last_week",
               "repurchase_popular")
     assert min(map(priority, chain)) > max(map(priority, beside))
+
+
+def test_runs_wait_for_what_they_read_and_a_ranking_run_goes_beside_a_week_run():
+    """``launcher.drive``: the tables run first; a ranking run of W2 (which reads W1's week) after W1; week
+    runs one at a time; W2's ranking and week runs side by side (two runs, as the instance allows); a run
+    still in flight is never launched again though automation asks for it; the first failure stops launches."""
+    import threading
+    import time
+
+    from hm_recsys.defs.launcher import PipelineError, drive
+
+    @dg.asset
+    def a():
+        return None
+
+    @dg.asset(deps=[a], partitions_def=WEEKS)
+    def b():
+        return None
+
+    @dg.asset(deps=[dg.AssetDep(b, partition_mapping=dg.TimeWindowPartitionMapping(start_offset=-1, end_offset=-1))],
+              partitions_def=WEEKS)
+    def r():
+        return None
+
+    graph = dg.Definitions(assets=[a, b, r]).resolve_asset_graph()
+    w1, w2 = WEEKS.get_partition_keys()[1:3]
+    tables, week1, week2, ranking2 = ("", True, "tables_job"), (w1, True, "week_job"), (w2, True, "week_job"), (w2, False, "ranking_job")
+    groups = {tables: [dg.AssetKey("a")], week1: [dg.AssetKey("b")], week2: [dg.AssetKey("b")], ranking2: [dg.AssetKey("r")]}
+    events, finished, lock = [], set(), threading.Lock()
+
+    def request():  # an automation that does not see runs in flight: asks for everything not finished
+        with lock:
+            return {g: keys for g, keys in groups.items() if g not in finished}
+
+    def launch(group, keys):
+        with lock:
+            events.append(("start", group))
+        time.sleep(0.3)
+        with lock:
+            events.append(("end", group))
+            finished.add(group)
+
+    assert drive(request, graph, launch, max_runs=2) == 4
+    assert sorted(g for what, g in events if what == "start") == sorted(groups)  # each launched once
+    at = {(what, g): i for i, (what, g) in enumerate(events)}
+    assert at[("end", tables)] < min(at[("start", g)] for g in (week1, week2, ranking2))
+    assert at[("end", week1)] < at[("start", ranking2)]  # r(w2) reads b(w1)
+    assert at[("end", week1)] < at[("start", week2)]  # week runs one at a time
+    assert at[("start", ranking2)] < at[("end", week2)] and at[("start", week2)] < at[("end", ranking2)]  # side by side
+
+    def fail_w1(group, keys):
+        if group == week1:
+            with lock:
+                finished.add(group)
+            raise PipelineError("w1 broke")
+        launch(group, keys)
+
+    events.clear()
+    finished.clear()
+    with pytest.raises(PipelineError, match="w1 broke"):
+        drive(request, graph, fail_w1, max_runs=2)
+    assert ("start", week2) not in events and ("start", ranking2) not in events
+
+    with pytest.raises(PipelineError, match="still requests work after 3 runs"):
+        drive(lambda: {tables: groups[tables]}, graph, lambda g, keys: None, max_runs=2, max_launches=3)

@@ -14,6 +14,7 @@ from __future__ import annotations
 import contextlib
 import fcntl
 import os
+import threading
 import time
 from collections import defaultdict
 from pathlib import Path
@@ -30,7 +31,7 @@ IN_PROGRESS = [dg.DagsterRunStatus.QUEUED, dg.DagsterRunStatus.NOT_STARTED, dg.D
                dg.DagsterRunStatus.STARTED, dg.DagsterRunStatus.CANCELING]
 # Step events go to the instance (the UI shows them); the terminal gets the one-line reason instead.
 QUIET = {"loggers": {"console": {"config": {"log_level": "CRITICAL"}}}}
-MAX_ROUNDS = 100
+MAX_LAUNCHES = 1000  # a condition that never settles (a run that leaves its asset unsynced) stops here
 
 
 class PipelineError(RuntimeError):
@@ -151,6 +152,67 @@ def execute(paths: DataPaths, job: str, assets: list[dg.AssetKey], partition: st
     return result
 
 
+Group = tuple[str, bool, str]  # (partition or "", not a ranking run, job)
+
+
+def _needs(graph, keys: list[dg.AssetKey], partition: str | None) -> set[tuple[dg.AssetKey, str | None]]:
+    """The (asset, partition) pairs a run of ``keys`` reads that the run itself does not build."""
+    needs = set()
+    for key in keys:
+        for parent in graph.get(key).parent_keys:
+            if parent in keys or not graph.get(parent).is_materializable:
+                continue
+            if graph.get(parent).partitions_def is None or partition is None:
+                needs.add((parent, None))
+                continue
+            upstream = graph.get_parent_partition_keys_for_child(partition, parent, key).partitions_subset
+            needs.update((parent, p) for p in upstream.get_partition_keys())
+    return needs
+
+
+def drive(request, graph, launch, max_runs: int, max_launches: int = MAX_LAUNCHES) -> int:
+    """Launch what ``request()`` asks for, asking again whenever a run ends, until it asks for nothing.
+
+    As the daemon would: up to ``max_runs`` runs at once, each group once nothing in flight or still
+    requested builds what it reads. Week runs go one at a time (they share files the asset graph does
+    not show: the weekly shards, the tower chain's links) and before ranking runs; a ranking run
+    (CatBoost, about one core) goes beside a week run, where the second core was idle. The first failure
+    stops new launches; the runs in flight finish, then it is raised. Returns the number of runs.
+    """
+    from concurrent.futures import FIRST_COMPLETED, ThreadPoolExecutor, wait
+
+    running: dict = {}  # future -> (group, what its run builds)
+    errors, launched = [], 0
+    with ThreadPoolExecutor(max_workers=max(1, max_runs)) as pool:
+        while True:
+            groups = {} if errors or len(running) >= max_runs else request()
+            builds = {g: {(k, g[0] or None) for k in keys} for g, keys in groups.items()}
+            in_flight = set().union(*(b for _, b in running.values()))
+            for g in sorted(groups, key=lambda g: (not g[1], g)):
+                others = in_flight.union(*(b for h, b in builds.items() if h != g))
+                week_running = any(h[1] for h, _ in running.values())
+                if len(running) >= max_runs or builds[g] & in_flight or (g[1] and week_running) \
+                        or _needs(graph, groups[g], g[0] or None) & others:
+                    continue
+                if launched >= max_launches:
+                    raise PipelineError(f"automation still requests work after {max_launches} runs; see the runs in the Dagster UI")
+                running[pool.submit(launch, g, groups[g])] = (g, builds[g])
+                in_flight |= builds[g]
+                launched += 1
+            if not running:
+                if groups and not errors:
+                    raise PipelineError(f"requested runs wait on each other: {', '.join(g[0] or 'tables' for g in sorted(groups))}")
+                break
+            done, _ = wait(running, return_when=FIRST_COMPLETED)
+            for future in done:
+                running.pop(future)
+                if future.exception() is not None:
+                    errors.append(future.exception())
+    if errors:
+        raise errors[0]
+    return launched
+
+
 def settle(paths: DataPaths, *, eval_weeks: int, say=print) -> int:
     """Run what automation requests until it requests nothing; returns the number of runs."""
     from hm_recsys.definitions import build_definitions
@@ -162,22 +224,27 @@ def settle(paths: DataPaths, *, eval_weeks: int, say=print) -> int:
     changed = observe_raw(instance, defs)
     if changed:
         say(f"raw inputs with a new content version: {', '.join(changed)}")
-    runs = 0
-    for _ in range(MAX_ROUNDS):
+    graph = defs.resolve_asset_graph()
+    max_runs = instance.get_concurrency_config().run_queue_config.max_concurrent_runs
+
+    lines = threading.Lock()  # two runs' lines, each whole
+
+    def launch(group: Group, keys: list[dg.AssetKey]) -> None:
+        partition, _, job = group
+        t0 = time.perf_counter()
+        with lines:
+            say(f"{partition or 'tables'}: {', '.join(sorted(k.to_user_string() for k in keys))}")
+        execute(paths, job, keys, partition or None, instance)
+        with lines:
+            say(f"{partition or 'tables'}: done in {time.perf_counter() - t0:.0f}s")
+
+    def request() -> dict[Group, list[dg.AssetKey]]:
         requested = dg.evaluate_automation_conditions(defs=defs, instance=instance)
-        if not requested.total_requested:
-            return runs
-        groups: dict[tuple, list[dg.AssetKey]] = defaultdict(list)
-        for key in defs.resolve_asset_graph().get_all_asset_keys():
+        groups: dict[Group, list[dg.AssetKey]] = defaultdict(list)
+        for key in graph.get_all_asset_keys():
             for partition in requested.get_requested_partitions(key):
                 job = _job_for(defs, key, partition)
                 groups[(partition or "", job != "ranking_job", job)].append(key)
-        # Unpartitioned first, then week by week (training weeks before the weeks that learn from them).
-        for (partition, _, job), keys in sorted(groups.items()):
-            t0 = time.perf_counter()
-            names = ", ".join(sorted(k.to_user_string() for k in keys))
-            say(f"{partition or 'tables'}: {names}")
-            execute(paths, job, keys, partition or None, instance)
-            runs += 1
-            say(f"{partition or 'tables'}: done in {time.perf_counter() - t0:.0f}s")
-    raise PipelineError(f"automation still requests work after {MAX_ROUNDS} rounds; see the runs in the Dagster UI")
+        return groups
+
+    return drive(request, graph, launch, max_runs)
