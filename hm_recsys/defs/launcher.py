@@ -31,6 +31,7 @@ IN_PROGRESS = [dg.DagsterRunStatus.QUEUED, dg.DagsterRunStatus.NOT_STARTED, dg.D
                dg.DagsterRunStatus.STARTED, dg.DagsterRunStatus.CANCELING]
 # Step events go to the instance (the UI shows them); the terminal gets the one-line reason instead.
 QUIET = {"loggers": {"console": {"config": {"log_level": "CRITICAL"}}}}
+HISTORY = dg.AssetKey("history")
 MAX_LAUNCHES = 1000  # a condition that never settles (a run that leaves its asset unsynced) stops here
 
 
@@ -152,7 +153,7 @@ def execute(paths: DataPaths, job: str, assets: list[dg.AssetKey], partition: st
     return result
 
 
-Group = tuple[str, bool, str]  # (partition or "", not a ranking run, job)
+Group = tuple  # (partition or "", a week run (not ranking), job, ...): drive reads the first two
 
 
 def _needs(graph, keys: list[dg.AssetKey], partition: str | None) -> set[tuple[dg.AssetKey, str | None]]:
@@ -176,7 +177,8 @@ def drive(request, graph, launch, max_runs: int, max_launches: int = MAX_LAUNCHE
     As the daemon would: up to ``max_runs`` runs at once, each group once nothing in flight or still
     requested builds what it reads. Week runs go one at a time (they share files the asset graph does
     not show: the weekly shards, the tower chain's links) and before ranking runs; a ranking run
-    (CatBoost, about one core) goes beside a week run, where the second core was idle. The first failure
+    (CatBoost, about one core) goes beside a week run, where the second core was idle (at full scale a
+    week run is ~25 min, its ranking run ~20). The first failure
     stops new launches; the runs in flight finish, then it is raised. Returns the number of runs.
     """
     from concurrent.futures import FIRST_COMPLETED, ThreadPoolExecutor, wait
@@ -230,7 +232,7 @@ def settle(paths: DataPaths, *, eval_weeks: int, say=print) -> int:
     lines = threading.Lock()  # two runs' lines, each whole
 
     def launch(group: Group, keys: list[dg.AssetKey]) -> None:
-        partition, _, job = group
+        partition, _, job = group[:3]
         t0 = time.perf_counter()
         with lines:
             say(f"{partition or 'tables'}: {', '.join(sorted(k.to_user_string() for k in keys))}")
@@ -244,7 +246,9 @@ def settle(paths: DataPaths, *, eval_weeks: int, say=print) -> int:
         for key in graph.get_all_asset_keys():
             for partition in requested.get_requested_partitions(key):
                 job = _job_for(defs, key, partition)
-                groups[(partition or "", job != "ranking_job", job)].append(key)
+                # A week's history (its tables, seconds) is a run of its own: the ranking run reads it and
+                # need not wait for the whole week.
+                groups[(partition or "", job != "ranking_job", job, key == HISTORY)].append(key)
         return groups
 
     return drive(request, graph, launch, max_runs)
