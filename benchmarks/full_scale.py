@@ -99,7 +99,8 @@ def main() -> None:
         if (bench / "commands.jsonl").exists() else []
     header = [f"# .venv/bin/python benchmarks/full_scale.py --data-dir {data}",
               *(f"# {time.strftime('%FT%TZ', time.gmtime(c['start']))} hm-recsys {c['command']}: rc {c['rc']}, "
-                f"{c['wall_s']:.0f} s wall" for c in commands)]
+                f"{c['wall_s']:.0f} s wall" + (f" ({c['note']})" if c.get("note") else "") for c in commands),
+              f"# commands' wall summed: {sum(c['wall_s'] for c in commands):.0f} s"]
     table = "\n".join(header) + "\n" + build_table(data, sorted(bench.glob("cli-*.log")), sorted(bench.glob("rss-*.json")))
     print(table, flush=True)
     if args.table_out:

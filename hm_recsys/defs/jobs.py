@@ -2,15 +2,24 @@
 
 One executor for every launch path (``Definitions(executor=...)`` covers materializations from the
 asset graph, the automation sensor and backfills): each step in its own process, two at a time. GPU
-work is serialised by the instance-wide ``gpu`` pool (limit 1), not by a separate job, so it holds
+work is serialised by the instance-wide ``gpu`` pool (limit 1 on a GPU machine), not by a separate job, so it holds
 however a step was launched.
 """
 
 import dagster as dg
 
 GPU_POOL = "gpu"
-GPU_POOL_LIMIT = 1
-EXECUTOR = dg.multiprocess_executor.configured({"max_concurrent": 2})
+MAX_CONCURRENT = 2  # steps per run (2 cores)
+EXECUTOR = dg.multiprocess_executor.configured({"max_concurrent": MAX_CONCURRENT})
+
+
+def gpu_pool_limit() -> int:
+    """One step at a time on the card. Without a card the pool guards nothing: it then admits as many
+    steps as a run executes at once, so a week's towers need not wait for another run's CatBoost."""
+    import torch
+
+    return 1 if torch.cuda.is_available() else MAX_CONCURRENT
+
 # A week's longest chain (shards -> towers -> fine-tuning -> top-100, ~1,500 s at full scale) starts before the
 # sources and baselines that run beside it: among ready steps the executor starts the higher priority first.
 CRITICAL_PATH = {"dagster/priority": "1"}

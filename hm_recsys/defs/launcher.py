@@ -52,13 +52,13 @@ def write_instance_config(home: Path) -> Path:
 
 def instance_for(paths: DataPaths) -> dg.DagsterInstance:
     """The persistent SQLite instance under the data folder, with the ``gpu`` pool limit set explicitly."""
-    from hm_recsys.defs.jobs import GPU_POOL, GPU_POOL_LIMIT
+    from hm_recsys.defs.jobs import GPU_POOL, gpu_pool_limit
 
     home = write_instance_config(paths.dagster_home)
     os.environ["DAGSTER_HOME"] = str(home)
     os.environ[DATA_DIR_ENV] = str(paths.root)
     instance = dg.DagsterInstance.get()
-    instance.event_log_storage.set_concurrency_slots(GPU_POOL, GPU_POOL_LIMIT)
+    instance.event_log_storage.set_concurrency_slots(GPU_POOL, gpu_pool_limit())
     return instance
 
 

@@ -1,7 +1,7 @@
 """Retrieval stage assets: image embeddings, TFRecords, the two towers and exact top-100 candidates.
 
-Every step that may use the GPU sits in the ``gpu`` pool (limit 1, set explicitly on the instance), so
-two of them never share the card whichever run, schedule, sensor or backfill launched them; the
+Every step that may use the GPU sits in the ``gpu`` pool (limit 1 where there is a card, set explicitly on the
+instance), so two of them never share it whichever run, schedule, sensor or backfill launched them; the
 multiprocess executor runs each step in its own process.
 """
 
