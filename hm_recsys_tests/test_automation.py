@@ -226,3 +226,14 @@ def test_runs_wait_for_what_they_read_and_a_ranking_run_goes_beside_a_week_run()
 
     with pytest.raises(PipelineError, match="still requests work after 3 runs"):
         drive(lambda: {tables: groups[tables]}, graph, lambda g, keys: None, max_runs=2, max_launches=3)
+
+
+def test_the_gpu_pool_holds_one_step_on_a_card_and_holds_nothing_back_without_one(monkeypatch):
+    import torch
+
+    from hm_recsys.defs.jobs import MAX_CONCURRENT, gpu_pool_limit
+
+    monkeypatch.setattr(torch.cuda, "is_available", lambda: True)
+    assert gpu_pool_limit() == 1
+    monkeypatch.setattr(torch.cuda, "is_available", lambda: False)
+    assert gpu_pool_limit() == MAX_CONCURRENT == 2
