@@ -237,3 +237,41 @@ def test_the_gpu_pool_holds_one_step_on_a_card_and_holds_nothing_back_without_on
     assert gpu_pool_limit() == 1
     monkeypatch.setattr(torch.cuda, "is_available", lambda: False)
     assert gpu_pool_limit() == MAX_CONCURRENT == 2
+
+
+def test_each_run_has_a_process_of_its_own_which_ends_with_its_command(tmp_path):
+    """Two runs never share a process (``execute_job`` in two threads deadlocked in ``logging`` in CI), and a
+    run process whose command is killed (that pid alone, kill -9) ends instead of orchestrating on."""
+    import os
+    import signal
+    import subprocess
+    import sys
+    import textwrap
+    import time
+
+    script = tmp_path / "command.py"
+    script.write_text(textwrap.dedent("""
+        import os, sys, time
+        from hm_recsys.defs.launcher import run_processes
+
+        if __name__ == "__main__":
+            with run_processes(2) as processes:
+                a, b = processes.submit(time.sleep, 0.5), processes.submit(os.getpid)
+                pids = {processes.submit(os.getpid).result(), b.result()}
+                print(os.getpid(), *pids, flush=True)
+                processes.submit(time.sleep, 600).result()
+    """))
+    proc = subprocess.Popen([sys.executable, str(script)], stdout=subprocess.PIPE, text=True)
+    try:
+        command, *runs = map(int, proc.stdout.readline().split())
+        assert command not in runs and len(set(runs)) >= 1
+        workers = {int(p) for p in subprocess.run(["pgrep", "-P", str(command)], capture_output=True, text=True).stdout.split()}
+        assert set(runs) <= workers and len(workers) >= 2
+        os.kill(command, signal.SIGKILL)
+        proc.wait(timeout=30)
+        deadline = time.time() + 30
+        while any(os.path.exists(f"/proc/{p}") and "Z" not in open(f"/proc/{p}/stat").read().split()[2] for p in workers):
+            assert time.time() < deadline, "a run process outlived its killed command"
+            time.sleep(0.5)
+    finally:
+        proc.kill()

@@ -153,6 +153,45 @@ def execute(paths: DataPaths, job: str, assets: list[dg.AssetKey], partition: st
     return result
 
 
+def _exit_with_parent(parent: int) -> None:
+    """A run process whose command was killed ends too, rather than go on orchestrating unlocked."""
+    def watch() -> None:
+        while os.getppid() == parent:
+            time.sleep(1)
+        os._exit(1)
+
+    threading.Thread(target=watch, daemon=True).start()
+
+
+def _execute_in_run_process(root: str, job: str, assets: list[str], partition: str | None) -> None:
+    """``execute`` in a run process of the pool; errors come back as one picklable ``PipelineError``."""
+    try:
+        execute(DataPaths(Path(root)), job, [dg.AssetKey.from_user_string(a) for a in assets], partition,
+                dg.DagsterInstance.get())
+    except PipelineError:
+        raise
+    except Exception as error:  # noqa: BLE001 -- Dagster's own errors may not pickle; keep their text
+        raise PipelineError(f"{type(error).__name__}: {error}") from None
+
+
+@contextlib.contextmanager
+def run_processes(n: int) -> Iterator:
+    """``n`` processes, each executing one run at a time, as the daemon gives each run a process.
+
+    Two ``execute_job`` calls in threads of one process can deadlock in ``logging`` (a run starting
+    reconfigures the handlers while the other run's event handler holds its lock): seen in CI.
+    """
+    import multiprocessing
+    from concurrent.futures import ProcessPoolExecutor
+
+    pool = ProcessPoolExecutor(max_workers=max(1, n), mp_context=multiprocessing.get_context("spawn"),
+                               initializer=_exit_with_parent, initargs=(os.getpid(),))
+    try:
+        yield pool
+    finally:
+        pool.shutdown(wait=True, cancel_futures=True)
+
+
 Group = tuple  # (partition or "", a week run (not ranking), job, ...): drive reads the first two
 
 
@@ -236,7 +275,8 @@ def settle(paths: DataPaths, *, eval_weeks: int, say=print) -> int:
         t0 = time.perf_counter()
         with lines:
             say(f"{partition or 'tables'}: {', '.join(sorted(k.to_user_string() for k in keys))}")
-        execute(paths, job, keys, partition or None, instance)
+        processes.submit(_execute_in_run_process, str(paths.root), job, [k.to_user_string() for k in keys],
+                         partition or None).result()
         with lines:
             say(f"{partition or 'tables'}: done in {time.perf_counter() - t0:.0f}s")
 
@@ -251,4 +291,5 @@ def settle(paths: DataPaths, *, eval_weeks: int, say=print) -> int:
                 groups[(partition or "", job != "ranking_job", job, key == HISTORY)].append(key)
         return groups
 
-    return drive(request, graph, launch, max_runs)
+    with run_processes(max_runs) as processes:
+        return drive(request, graph, launch, max_runs)
