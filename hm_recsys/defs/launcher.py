@@ -174,8 +174,7 @@ def _execute_in_run_process(root: str, job: str, assets: list[str], partition: s
         raise PipelineError(f"{type(error).__name__}: {error}") from None
 
 
-@contextlib.contextmanager
-def run_processes(n: int) -> Iterator:
+def run_processes(n: int):
     """``n`` processes, each executing one run at a time, as the daemon gives each run a process.
 
     Two ``execute_job`` calls in threads of one process can deadlock in ``logging`` (a run starting
@@ -184,12 +183,8 @@ def run_processes(n: int) -> Iterator:
     import multiprocessing
     from concurrent.futures import ProcessPoolExecutor
 
-    pool = ProcessPoolExecutor(max_workers=max(1, n), mp_context=multiprocessing.get_context("spawn"),
+    return ProcessPoolExecutor(max_workers=max(1, n), mp_context=multiprocessing.get_context("spawn"),
                                initializer=_exit_with_parent, initargs=(os.getpid(),))
-    try:
-        yield pool
-    finally:
-        pool.shutdown(wait=True, cancel_futures=True)
 
 
 Group = tuple  # (partition or "", a week run (not ranking), job, ...): drive reads the first two
