@@ -81,6 +81,36 @@ def busy_seconds(rows: list[tuple]) -> float:
     return total
 
 
+STAGES = {
+    "tables": ("articles", "customers", "transactions", "image_embeddings", "history"),
+    "weekly shards": ("tfrecords",),
+    "towers": ("two_tower_model", "two_tower_finetuned"),
+    "sources": ("als_candidates", "same_product_candidates", "repurchase_candidates", "popular_candidates",
+                "bought_together_candidates", "age_popular_candidates"),
+    "retrieval": ("retrieval_candidates",),
+    "union": ("candidates",),
+    "ranker features": ("ranker_features",),
+    "ranking (tuning + model)": ("ranker_hparams", "ranker_model"),
+    "final + evaluation": ("final", "evaluation"),
+    "baselines": ("popular_all_time", "popular_last_week", "repurchase_popular"),
+}
+
+
+def stage_table(rows: list[tuple]) -> list[str]:
+    """Wall and CPU seconds summed per stage of the funnel, largest CPU first (steps of any other asset: "other")."""
+    stage_of = {asset: stage for stage, assets in STAGES.items() for asset in assets}
+    wall: dict[str, float] = collections.defaultdict(float)
+    cpu: dict[str, float] = collections.defaultdict(float)
+    for _, key, _, secs, _, _, _, cpu_s in rows:
+        stage = stage_of.get(key, "other")
+        wall[stage] += secs
+        cpu[stage] += cpu_s or 0.0
+    out = ["| stage | steps' wall s | steps' CPU s |", "|---|---:|---:|"]
+    out += [f"| {s} | {wall[s]:,.0f} | {cpu[s]:,.0f} |" for s in sorted(wall, key=lambda s: -cpu[s])]
+    out.append(f"| all | {sum(wall.values()):,.0f} | {sum(cpu.values()):,.0f} |")
+    return out
+
+
 def map_table(root: Path) -> list[str]:
     reports = sorted(root.glob("reports/*/metrics.json"))
     metrics = [m for m in (json.loads(r.read_text()) for r in reports) if m.get("buyers")]  # not the production week
@@ -134,6 +164,7 @@ def build_table(data_dir: Path, logs: list[Path], rss_paths: list[Path]) -> str:
         out.append(f"\nsteps: {sum(r[3] for r in rows):.0f} s summed, {busy_seconds(rows):.0f} s of wall with at least one "
                    f"step running (gaps between runs, restarts and killed attempts excluded), {last - first:.0f} s "
                    f"from the first start to the last end; max peak RSS {max((r[4] or 0) for r in rows):.2f} GiB")
+        out += ["\nby stage (summed over the steps of every week; two steps run at a time):", *stage_table(rows)]
     mp = map_table(data_dir)
     if mp:
         out += ["\nMAP@12 of every recommender on the backtested weeks (reports/WEEK/metrics.json):", *mp]

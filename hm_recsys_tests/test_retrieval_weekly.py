@@ -56,6 +56,15 @@ def test_consecutive_weeks_share_51_of_52_shards(weekly):
     assert all(len(list((root / "shards" / w).iterdir())) == 2 for w in second["weeks"]["train"])
 
 
+def test_shards_written_by_one_thread_or_several_are_the_same_bytes(weekly, tmp_path):
+    tables = weekly[0]
+    serial = tfr.write_weekly_window(tables, TARGET, tmp_path / "one", tmp_path / "w1", writers=1)
+    threaded = tfr.write_weekly_window(tables, TARGET, tmp_path / "four", tmp_path / "w4", writers=4)
+    one = _files(tmp_path / "one")
+    assert len([k for k in one if k.endswith(".gz")]) > 20 and one == _files(tmp_path / "four")
+    assert serial["windows"] == threaded["windows"] and serial["shard_dirs"] == threaded["shard_dirs"]
+
+
 def test_shard_round_trip_and_point_in_time_user_features(weekly):
     tables, root, _, second, _ = weekly
     ds, n = tfr.weekly_dataset(second, [PREVIOUS.key], batch_size=10_000)

@@ -21,6 +21,7 @@ import fcntl
 import json
 import os
 import time
+from concurrent.futures import ThreadPoolExecutor
 from dataclasses import asdict
 from pathlib import Path
 
@@ -38,6 +39,9 @@ MANIFEST = "manifest.json"
 USER_FEATURES = "user_features.parquet"
 ITEM_FEATURES = "item_features.parquet"
 WINDOWS = ("train", "finetune")
+# Weeks' shards written at once by threads: polars, numpy and TF's GZIP writer release the GIL, and a new
+# window (52 weeks at full scale) otherwise left the second core idle on the critical path.
+SHARD_WRITERS = 2
 
 
 # --------------------------------------------------------------------------- Example wire encoding
@@ -493,7 +497,8 @@ def write_week_shard(tables: Tables, shard_week: TargetWeek, shards_root: str | 
 def write_weekly_window(tables: Tables, week: TargetWeek, shards_root: str | os.PathLike, out_dir: str | os.PathLike,
                         n_shards: int = 1, seed: int = 0, params: tfeat.FeatureParams = tfeat.FeatureParams(),
                         compression: str | None = "GZIP", train_weeks: int = TRAIN_WEEKS,
-                        finetune_weeks: int = FINETUNE_WEEKS, serving: bool = True) -> dict:
+                        finetune_weeks: int = FINETUNE_WEEKS, serving: bool = True,
+                        writers: int = SHARD_WRITERS) -> dict:
     """The towers' inputs for target ``week`` from weekly shards: writes the shards of the ``train_weeks``
     weeks before ``week`` that do not exist yet, then ``out_dir`` = manifest + serving features.
 
@@ -501,7 +506,8 @@ def write_weekly_window(tables: Tables, week: TargetWeek, shards_root: str | os.
     manifest reads like ``write_tfrecords``' for ``two_tower`` (``window_paths``, ``feature_spec``,
     ``vocab_sizes``) plus ``weeks``: per window the week keys, oldest first, and ``shard_dirs``: each week's
     folder under ``shards_root``. Same inputs -> same bytes. ``serving=False`` skips the serving features
-    (a window only trained on, as the links of a warm-start chain).
+    (a window only trained on, as the links of a warm-start chain). ``writers`` threads write the missing
+    shards (each week's bytes are its own, so any number gives the same files).
     """
     if finetune_weeks > train_weeks:
         raise ValueError(f"finetune_weeks {finetune_weeks} > train_weeks {train_weeks}")
@@ -513,8 +519,9 @@ def write_weekly_window(tables: Tables, week: TargetWeek, shards_root: str | os.
     shards_root.mkdir(parents=True, exist_ok=True)
     with open(shards_root / ".lock", "a") as lock:  # steps of other weeks write the same shards: one at a time
         fcntl.flock(lock, fcntl.LOCK_EX)
-        metas = [write_week_shard(tables, w, shards_root, n_shards, seed, params, compression, key=keys[w.key])
-                 for w in weeks]
+        with ThreadPoolExecutor(max(1, writers)) as pool:
+            metas = list(pool.map(lambda w: write_week_shard(tables, w, shards_root, n_shards, seed, params,
+                                                             compression, key=keys[w.key]), weeks))
     specs = {json.dumps(m["feature_spec"], sort_keys=True) for m in metas if m["feature_spec"]}
     if len(specs) != 1:
         raise ValueError(f"week shards under {shards_root} disagree on (or lack) the feature spec: rewrite them")
