@@ -84,9 +84,11 @@ class Sampler:
 
     def __init__(self, root: int, out: Path):
         self.root, self.out = root, out
-        procs = json.loads(out.read_text())["procs"] if out.exists() else {}
-        self.procs: dict[int, dict] = {int(k): v for k, v in procs.items()}
-        self.low: float | None = None
+        # A file shared by several commands (full_scale.py: backtest, then predict) keeps every command's
+        # processes and the lowest MemAvailable of all: a fresh low overwrote the backtest's with predict's.
+        old = json.loads(out.read_text()) if out.exists() else {}
+        self.procs: dict[int, dict] = {int(k): v for k, v in old.get("procs", {}).items()}
+        self.low: float | None = old.get("min_mem_available_gib")
 
     def sample(self) -> None:
         now = time.time()
