@@ -164,7 +164,7 @@ def build_table(data_dir: Path, logs: list[Path], rss_paths: list[Path]) -> str:
         out.append(f"\nsteps: {sum(r[3] for r in rows):.0f} s summed, {busy_seconds(rows):.0f} s of wall with at least one "
                    f"step running (gaps between runs, restarts and killed attempts excluded), {last - first:.0f} s "
                    f"from the first start to the last end; max peak RSS {max((r[4] or 0) for r in rows):.2f} GiB")
-        out += ["\nby stage (summed over the steps of every week; two steps run at a time):", *stage_table(rows)]
+        out += ["\nby stage (summed over the steps of every week; steps of concurrent runs overlap):", *stage_table(rows)]
     mp = map_table(data_dir)
     if mp:
         out += ["\nMAP@12 of every recommender on the backtested weeks (reports/WEEK/metrics.json):", *mp]
