@@ -1,45 +1,188 @@
-"""Atomic file writes: an artifact is either complete on disk or absent, never half-written."""
+"""Atomic commits: an artifact is either complete on disk or absent, never half-written or missing.
+
+Every commit is ONE atomic filesystem step, so a process killed at any point leaves the old artifact or
+the new one, and no host-local lock is needed when steps on several hosts share one POSIX data root:
+
+- ``atomic_path`` (a replaceable artifact: a week's folder rebuilt by a newer run, a file overwritten):
+  a file is renamed over the old one (``os.replace``). A directory is published as a *symlink* to an
+  immutable version folder beside it (``.<name>.<hex>.ver``, relative target, so hosts may mount the data
+  root at different paths): the new version is renamed into place, then a new link replaces the old one
+  with ``os.replace``; the replaced version is deleted afterwards. Readers use the normal name and follow
+  the link; a killed writer leaves at worst an unreferenced version (garbage, swept later), never a gap.
+  (POSIX cannot rename a directory over a non-empty one, and ``renameat2(RENAME_EXCHANGE)`` is not on
+  NFS, so a link is the one portable single-step switch.)
+- ``create_once`` (a content-keyed artifact: same key => same bytes): the temporary is published with a
+  step that fails when the target exists (``rename`` of a directory onto a non-empty one, ``link`` of a
+  file); the writer that lost discards its copy and everyone uses the winner's.
+"""
 
 from __future__ import annotations
 
 import contextlib
+import ctypes
+import errno
 import json
 import os
+import re
 import shutil
-import tempfile
+import time
+import uuid
 from pathlib import Path
 from typing import Iterator
 
 import polars as pl
 
+TMP_SUFFIX = ".tmp"  # a block's scratch (``launcher.recover`` removes leftovers of killed commands)
+VERSION_SUFFIX = ".ver"  # an immutable version of a replaceable directory, the target of its link
+STALE_VERSION_S = 3600  # an unreferenced version older than this is a killed writer's leftover: swept
+_VERSION = re.compile(r"\.(?P<name>.+)\.[0-9a-f]{12}" + re.escape(VERSION_SUFFIX))
+
+
+def _sibling(path: Path, suffix: str) -> Path:
+    return path.with_name(f".{path.name}.{uuid.uuid4().hex[:12]}{suffix}")
+
+
+def is_version_dir(name: str) -> bool:
+    """Whether ``name`` is a version folder (``.<artifact>.<hex>.ver``): reached through its artifact's link."""
+    return _VERSION.fullmatch(name) is not None
+
+
+def _remove(p: Path) -> None:
+    if p.is_dir() and not p.is_symlink():
+        shutil.rmtree(p, ignore_errors=True)
+    else:
+        with contextlib.suppress(FileNotFoundError):
+            p.unlink()
+
+
+def _link_target(path: Path) -> str | None:
+    try:
+        return os.readlink(path)
+    except OSError:  # absent, or not a link
+        return None
+
+
+def _exchange(a: Path, b: Path) -> bool:
+    """Swap two names atomically (Linux ``renameat2(RENAME_EXCHANGE)``); False where unsupported (NFS)."""
+    try:
+        fn = ctypes.CDLL(None, use_errno=True).renameat2
+    except (AttributeError, OSError):
+        return False
+    at_fdcwd, rename_exchange = -100, 2
+    return fn(at_fdcwd, os.fsencode(a), at_fdcwd, os.fsencode(b), rename_exchange) == 0
+
+
+def _switch_link(link: Path, path: Path) -> None:
+    """``os.replace(link, path)``, also where ``path`` is still a real directory (written before links)."""
+    for _ in range(10):
+        try:
+            os.replace(link, path)
+            return
+        except IsADirectoryError:
+            pass
+        with contextlib.suppress(OSError):  # an empty directory holds nothing to lose
+            path.rmdir()
+            continue
+        if not (path.is_dir() and not path.is_symlink()):
+            continue  # another writer just switched it: retry
+        if _exchange(link, path):  # one-time migration, atomic where the filesystem supports it
+            _remove(link)
+            return
+        old = _sibling(path, ".old")  # where it does not: the old two-step, once per legacy folder
+        with contextlib.suppress(FileNotFoundError):
+            path.rename(old)
+        try:
+            os.replace(link, path)
+        finally:
+            shutil.rmtree(old, ignore_errors=True)
+        return
+    raise OSError(errno.EBUSY, f"could not publish {path}: it keeps changing")
+
+
+def sweep_versions(path: str | os.PathLike, *also: str | None, stale_s: float = STALE_VERSION_S) -> list[Path]:
+    """Delete ``path``'s version folders that its link does not point to: those named in ``also`` now,
+    the others once older than ``stale_s`` (a writer between renaming its version and switching the link
+    must not lose it). Returns what was deleted."""
+    path = Path(path)
+    current = _link_target(path)
+    removed = []
+    try:
+        siblings = list(os.scandir(path.parent))
+    except FileNotFoundError:
+        return removed
+    now = time.time()
+    for entry in siblings:
+        m = _VERSION.fullmatch(entry.name)
+        if not m or m["name"] != path.name or entry.name == current:
+            continue
+        try:
+            age = now - entry.stat(follow_symlinks=False).st_ctime
+        except FileNotFoundError:
+            continue
+        if entry.name in also or age > stale_s:
+            shutil.rmtree(entry.path, ignore_errors=True)
+            removed.append(Path(entry.path))
+    return removed
+
+
+def _publish_dir(tmp: Path, path: Path) -> None:
+    version = _sibling(path, VERSION_SUFFIX)
+    os.rename(tmp, version)  # a new unique name: nothing to clobber
+    replaced = _link_target(path)
+    try:
+        os.symlink(version.name, tmp)  # relative: valid wherever the data root is mounted
+        _switch_link(tmp, path)  # the one step readers can see
+    except BaseException:
+        if _link_target(path) != version.name:
+            shutil.rmtree(version, ignore_errors=True)
+        raise
+    sweep_versions(path, replaced, version.name)
+
 
 @contextlib.contextmanager
 def atomic_path(path: str | os.PathLike) -> Iterator[Path]:
-    """Yield a temporary path beside ``path``; rename it onto ``path`` only if the block succeeds.
+    """Yield a temporary path beside ``path``; publish it as ``path`` only if the block succeeds.
 
-    Works for files and directories (a directory target is replaced as a whole).
+    Works for files and directories (a directory target is replaced as a whole: ``path`` becomes a link to
+    an immutable version folder, switched in one step). Concurrent writers: the last one wins, whole.
     """
     path = Path(path)
     path.parent.mkdir(parents=True, exist_ok=True)
-    fd, tmp_name = tempfile.mkstemp(prefix=f".{path.name}.", suffix=".tmp", dir=path.parent)
-    os.close(fd)
-    tmp = Path(tmp_name)
-    tmp.unlink()
+    tmp = _sibling(path, TMP_SUFFIX)
     try:
         yield tmp
-        if path.is_dir() and not path.is_symlink():
-            old = path.with_name(f".{path.name}.old")
-            shutil.rmtree(old, ignore_errors=True)
-            path.rename(old)
-            tmp.rename(path)
-            shutil.rmtree(old, ignore_errors=True)
+        if tmp.is_dir() and not tmp.is_symlink():
+            _publish_dir(tmp, path)
         else:
             os.replace(tmp, path)
     finally:
-        if tmp.is_dir():
-            shutil.rmtree(tmp, ignore_errors=True)
-        elif tmp.exists():
-            tmp.unlink()
+        _remove(tmp)
+
+
+@contextlib.contextmanager
+def create_once(path: str | os.PathLike) -> Iterator[Path]:
+    """Like ``atomic_path`` for a content-keyed ``path`` (same name => same bytes), which is never replaced:
+    the temporary is published only if ``path`` does not exist yet, in one step that fails otherwise; then
+    (another writer got there first) ours is discarded and theirs stands. Read the result from ``path``.
+    """
+    path = Path(path)
+    path.parent.mkdir(parents=True, exist_ok=True)
+    tmp = _sibling(path, TMP_SUFFIX)
+    try:
+        yield tmp
+        if tmp.is_dir() and not tmp.is_symlink():
+            try:
+                os.rename(tmp, path)  # fails onto a non-empty directory (or a file)
+            except OSError as exc:
+                if exc.errno not in (errno.EEXIST, errno.ENOTEMPTY, errno.ENOTDIR, errno.EISDIR):
+                    raise
+        else:
+            try:
+                os.link(tmp, path)  # fails if the name exists
+            except FileExistsError:
+                pass
+    finally:
+        _remove(tmp)
 
 
 def write_parquet(df: pl.DataFrame, path: str | os.PathLike) -> Path:

@@ -7,6 +7,7 @@ from dataclasses import dataclass
 from pathlib import Path
 
 DATA_DIR_ENV = "HM_DATA_DIR"
+MLFLOW_URI_ENV = "MLFLOW_TRACKING_URI"
 
 
 def default_data_dir() -> Path:
@@ -39,7 +40,9 @@ class DataPaths:
 
     @property
     def mlflow_uri(self) -> str:
-        return f"sqlite:///{self.root / 'mlflow.db'}"
+        """``$MLFLOW_TRACKING_URI`` when set (a tracking server or a database shared by a cluster's hosts),
+        else a SQLite file in the data folder (one host)."""
+        return os.environ.get(MLFLOW_URI_ENV) or f"sqlite:///{self.root / 'mlflow.db'}"
 
     @property
     def mlflow_artifacts(self) -> Path:

@@ -54,14 +54,22 @@ def copy_world(paths: DataPaths, dest: Path, with_state: bool = True) -> DataPat
 
 
 def artifacts(paths: DataPaths) -> dict[str, bytes]:
-    """Every artifact's bytes by relative path (absolute paths inside them made relative)."""
+    """Every artifact's bytes by relative path (absolute paths inside them made relative).
+
+    A replaced directory is a link to a version folder (``io.atomic_path``): read through the link, by its
+    published name (``rglob`` follows no links), and the version folders themselves are skipped."""
+    from hm_recsys.io import is_version_dir
+
     found = {}
-    for p in sorted(paths.root.rglob("*")):
-        rel = p.relative_to(paths.root)
-        if not p.is_file() or rel.parts[0] in STATE or p.name == "history.json":
-            continue
-        found[str(rel)] = p.read_bytes().replace(str(paths.root).encode(), b"<root>")
-    return found
+    for folder, dirs, files in os.walk(paths.root, followlinks=True):
+        dirs[:] = [d for d in dirs if not is_version_dir(d)]
+        for name in files:
+            p = Path(folder, name)
+            rel = p.relative_to(paths.root)
+            if not p.is_file() or rel.parts[0] in STATE or p.name == "history.json":
+                continue
+            found[str(rel)] = p.read_bytes().replace(str(paths.root).encode(), b"<root>")
+    return dict(sorted(found.items()))
 
 
 # Content-keyed caches (weekly shards, warm-start tower links): entries of older data stay beside the new

@@ -3,7 +3,6 @@
 from __future__ import annotations
 
 import contextlib
-import fcntl
 from pathlib import Path
 from typing import Iterator
 
@@ -40,40 +39,57 @@ class ComputeResource(dg.ConfigurableResource):
 
 
 class MlflowTracking(dg.ConfigurableResource):
-    """One MLflow run per Dagster run, shared by all its steps and ended by each step that used it.
+    """One MLflow run per step of a Dagster run, tagged with the Dagster run id, and always ended.
 
     dagster-mlflow's resource is legacy and its end-of-run hook only covers jobs, so a materialization
-    from the asset graph would leave runs RUNNING; this resource opens the run by the Dagster run id
-    (under a file lock, since steps run in parallel processes) and always ends it.
+    from the asset graph would leave runs RUNNING; this resource opens the run itself and always ends it.
+    Steps run in parallel processes, on several hosts in a cluster, with no lock between them: a shared
+    run per Dagster run would need an atomic get-or-create, which MLflow does not offer (runs have random
+    ids; a choice among duplicates by start time depends on the hosts' clocks). A run per step needs no
+    coordination: the step's own process finds (re-entry, same process) or creates it. The runs of one
+    Dagster run are found by the ``dagster_run_id`` tag. The experiment's get-or-create races (two
+    first steps create it at once): the loser's "already exists" is caught and the winner's re-read.
     """
 
     tracking_uri: str
     artifact_dir: str
     experiment: str = "hm_recsys"
 
+    def _experiment_id(self, client) -> str:
+        from mlflow.exceptions import MlflowException
+
+        exp = client.get_experiment_by_name(self.experiment)
+        if exp:
+            return exp.experiment_id
+        try:
+            return client.create_experiment(self.experiment,
+                                            artifact_location=Path(self.artifact_dir).resolve().as_uri())
+        except MlflowException:
+            exp = client.get_experiment_by_name(self.experiment)  # another step created it first
+            if exp is None:
+                raise
+            return exp.experiment_id
+
+    def _step_run(self, client, exp_id: str, context: dg.AssetExecutionContext) -> str:
+        step = context.get_step_execution_context().step.key
+        found = client.search_runs(
+            [exp_id], filter_string=f"tags.dagster_run_id = '{context.run_id}' and tags.dagster_step = '{step}'")
+        if found:  # only this step's own process creates this run: no race
+            return found[0].info.run_id
+        tags = {"dagster_run_id": context.run_id, "dagster_job": context.job_name, "dagster_step": step}
+        if context.has_partition_key:
+            tags["target_week"] = context.partition_key
+        return client.create_run(exp_id, tags=tags, run_name=f"dagster-{context.run_id[:8]}-{step}").info.run_id
+
     @contextlib.contextmanager
     def run(self, context: dg.AssetExecutionContext) -> Iterator[str]:
         import mlflow
         from mlflow.tracking import MlflowClient
 
-        lock = Path(self.artifact_dir).parent / ".mlflow.lock"
-        lock.parent.mkdir(parents=True, exist_ok=True)
+        Path(self.artifact_dir).mkdir(parents=True, exist_ok=True)
         client = MlflowClient(self.tracking_uri)
-        with open(lock, "w") as fh:
-            fcntl.flock(fh, fcntl.LOCK_EX)
-            exp = client.get_experiment_by_name(self.experiment)
-            exp_id = exp.experiment_id if exp else client.create_experiment(
-                self.experiment, artifact_location=Path(self.artifact_dir).resolve().as_uri()
-            )
-            found = client.search_runs([exp_id], filter_string=f"tags.dagster_run_id = '{context.run_id}'")
-            if found:
-                run_id = found[0].info.run_id
-            else:
-                tags = {"dagster_run_id": context.run_id, "dagster_job": context.job_name}
-                if context.has_partition_key:
-                    tags["target_week"] = context.partition_key
-                run_id = client.create_run(exp_id, tags=tags, run_name=f"dagster-{context.run_id[:8]}").info.run_id
-            fcntl.flock(fh, fcntl.LOCK_UN)
+        exp_id = _retrying(lambda: self._experiment_id(client))
+        run_id = _retrying(lambda: self._step_run(client, exp_id, context))
         mlflow.set_tracking_uri(self.tracking_uri)
         status = "FAILED"
         try:
@@ -82,6 +98,20 @@ class MlflowTracking(dg.ConfigurableResource):
                 status = "FINISHED"
         finally:
             client.set_terminated(run_id, status=status)
+
+
+def _retrying(fn, attempts: int = 5, pause_s: float = 0.5):
+    """``fn()``, retried on transient store errors: two processes that first open one fresh SQLite file
+    both create its tables (one fails), and SQLite answers "database is locked" to a concurrent writer."""
+    import time
+
+    for attempt in range(attempts):
+        try:
+            return fn()
+        except Exception:  # noqa: BLE001 - the last attempt re-raises
+            if attempt == attempts - 1:
+                raise
+            time.sleep(pause_s * (attempt + 1))
 
 
 def build_resources(paths: DataPaths) -> dict:

@@ -17,7 +17,6 @@ Layout of ``out_dir`` (written into a temporary folder, then renamed: never half
 from __future__ import annotations
 
 import datetime as dt
-import fcntl
 import json
 import os
 import time
@@ -458,7 +457,9 @@ def write_week_shard(tables: Tables, shard_week: TargetWeek, shards_root: str | 
     """Write ``shards_root/<shard_week>[/<key>]/`` (atomically) unless it exists; returns its ``shard.json``.
 
     Reads only transactions before ``shard_week.end``. A week without purchases gets a shard of no files.
-    ``key`` (``shard_keys``) names the folder by content, so a folder that exists is the right one.
+    ``key`` (``shard_keys``) names the folder by content, so a folder that exists is the right one. Safe
+    with no lock when several processes or hosts write the same shard at once: each writes its own
+    temporary, the first to publish wins (``io.create_once``) and the others use its files.
     """
     folder = Path(shards_root) / shard_week.key
     if key:
@@ -481,8 +482,7 @@ def write_week_shard(tables: Tables, shard_week: TargetWeek, shards_root: str | 
         "feature_spec": feature_spec_of(rows) if rows is not None else None,
         "files": [],
     }
-    folder.parent.mkdir(parents=True, exist_ok=True)
-    with io.atomic_path(folder) as tmp:
+    with io.create_once(folder) as tmp:
         if rows is not None:
             meta["files"] = [Path(p).name for p in _write_shards(tf, rows, meta["feature_spec"], tmp, n_shards, compression)]
             counts = rows.group_by("article_idx").agg(n=pl.len().cast(pl.Int64)).sort("article_idx")
@@ -491,14 +491,14 @@ def write_week_shard(tables: Tables, shard_week: TargetWeek, shards_root: str | 
             counts = pl.DataFrame(schema={"article_idx": pl.Int32, "n": pl.Int64})
         counts.write_parquet(tmp / ARTICLE_COUNTS)
         (tmp / SHARD_META).write_text(json.dumps(meta, indent=2, sort_keys=True) + "\n")
-    return meta
+    return json.loads((folder / SHARD_META).read_text())  # ours, or an identical one published first
 
 
 def write_weekly_window(tables: Tables, week: TargetWeek, shards_root: str | os.PathLike, out_dir: str | os.PathLike,
                         n_shards: int = 1, seed: int = 0, params: tfeat.FeatureParams = tfeat.FeatureParams(),
                         compression: str | None = "GZIP", train_weeks: int = TRAIN_WEEKS,
                         finetune_weeks: int = FINETUNE_WEEKS, serving: bool = True,
-                        writers: int = SHARD_WRITERS) -> dict:
+                        writers: int = SHARD_WRITERS, keyed: bool = False) -> dict:
     """The towers' inputs for target ``week`` from weekly shards: writes the shards of the ``train_weeks``
     weeks before ``week`` that do not exist yet, then ``out_dir`` = manifest + serving features.
 
@@ -507,7 +507,9 @@ def write_weekly_window(tables: Tables, week: TargetWeek, shards_root: str | os.
     ``vocab_sizes``) plus ``weeks``: per window the week keys, oldest first, and ``shard_dirs``: each week's
     folder under ``shards_root``. Same inputs -> same bytes. ``serving=False`` skips the serving features
     (a window only trained on, as the links of a warm-start chain). ``writers`` threads write the missing
-    shards (each week's bytes are its own, so any number gives the same files).
+    shards (each week's bytes are its own, so any number gives the same files). Steps of other weeks (on
+    other hosts too) may write the same shards at the same time: no lock, the first copy published wins.
+    ``keyed``: ``out_dir`` is named by content (a chain's window): published once, never replaced.
     """
     if finetune_weeks > train_weeks:
         raise ValueError(f"finetune_weeks {finetune_weeks} > train_weeks {train_weeks}")
@@ -517,11 +519,9 @@ def write_weekly_window(tables: Tables, week: TargetWeek, shards_root: str | os.
     keys = shard_keys(tables, weeks, params, seed, compression, n_shards)
     dirs = {w.key: f"{w.key}/{keys[w.key]}" for w in weeks}
     shards_root.mkdir(parents=True, exist_ok=True)
-    with open(shards_root / ".lock", "a") as lock:  # steps of other weeks write the same shards: one at a time
-        fcntl.flock(lock, fcntl.LOCK_EX)
-        with ThreadPoolExecutor(max(1, writers)) as pool:
-            metas = list(pool.map(lambda w: write_week_shard(tables, w, shards_root, n_shards, seed, params,
-                                                             compression, key=keys[w.key]), weeks))
+    with ThreadPoolExecutor(max(1, writers)) as pool:
+        metas = list(pool.map(lambda w: write_week_shard(tables, w, shards_root, n_shards, seed, params,
+                                                         compression, key=keys[w.key]), weeks))
     specs = {json.dumps(m["feature_spec"], sort_keys=True) for m in metas if m["feature_spec"]}
     if len(specs) != 1:
         raise ValueError(f"week shards under {shards_root} disagree on (or lack) the feature spec: rewrite them")
@@ -561,13 +561,13 @@ def write_weekly_window(tables: Tables, week: TargetWeek, shards_root: str | os.
             for name, ms in windows.items()
         },
     }
-    with io.atomic_path(out_dir) as tmp:
+    with (io.create_once if keyed else io.atomic_path)(out_dir) as tmp:
         tmp.mkdir()
         if serving:
             users.write_parquet(tmp / USER_FEATURES, compression="zstd")
             items.write_parquet(tmp / ITEM_FEATURES, compression="zstd")
         (tmp / MANIFEST).write_text(json.dumps(manifest, indent=2, sort_keys=True) + "\n")
-    return manifest
+    return load_manifest(out_dir) if keyed else manifest  # keyed: ours, or an identical one published first
 
 
 def weeks_of(manifest: dict, window: str, last: int | None = None) -> list[str]:

@@ -12,6 +12,8 @@ whatever weeks are asked for) the chain restarts from scratch, so:
 Each link lives in ``chain_root/<week>/<key>/``. The key hashes everything the link is computed from (the
 previous link's key, the weekly shards it reads, the config, the image embeddings), so an existing link
 is exactly what recomputing it would give, and is reused; a change anywhere upstream gives new keys.
+Windows and links are published with ``io.create_once``: steps on several hosts may build the same link
+at once with no lock; the first copy published is kept and every step continues from that one.
 """
 
 from __future__ import annotations
@@ -80,7 +82,7 @@ def train_chain(
         window = chain_root / link.key / f"window-{_digest({'shards': shard})}"
         if not (window / tfr.MANIFEST).is_file():
             tfr.write_weekly_window(tables, link, shards_root, window, n_shards=n_shards, seed=seed, params=params,
-                                    serving=False)
+                                    serving=False, keyed=True)
         reads = list(shard.values()) if previous is None else list(shard.values())[-config.incremental_weeks:]
         key = _digest({"version": CHAIN_VERSION, "previous": previous[0] if previous else None, "shards": reads,
                        "config": asdict(config), "images": images})
@@ -88,7 +90,8 @@ def train_chain(
         reused = (out / two_tower.MODEL_META).is_file()
         if not reused:
             say(f"towers of {link.key}: {'warm start from ' + previous[1].parent.name if previous else 'from scratch (anchor week)'}")
-            two_tower.train(window, out, config, image_embeddings, init_from=previous[1] if previous else None)
+            two_tower.train(window, out, config, image_embeddings, init_from=previous[1] if previous else None,
+                            keyed=True)
         records.append({"week": link.key, "start": "warm" if previous else "scratch", "reused": reused})
         previous = (key, out)
     return previous[1], records

@@ -331,18 +331,20 @@ def _checkpoint(tower):
 
 
 def _save(model, out_dir, config: TwoTowerConfig, manifest: dict, history: list[dict], tfrecords_dir,
-          image_fingerprint: str | None) -> Path:
+          image_fingerprint: str | None, keyed: bool = False) -> Path:
+    """Commit the model folder: replaceable (``io.atomic_path``), or ``keyed`` by content (a warm-start
+    chain's link: ``io.create_once``, the first copy published wins and is the one used)."""
     meta = {
         "config": asdict(config),
         "week": manifest["week"],
-        "tfrecords_dir": str(Path(tfrecords_dir).resolve()),
+        "tfrecords_dir": os.path.abspath(tfrecords_dir),  # by its name, not the version its link points to
         "n_customers": manifest["n_customers"],
         "n_articles": manifest["n_articles"],
         "vocab_sizes": manifest["vocab_sizes"],
         "image_shape": list(model.item_tower.image_table.shape) if model.item_tower.image_table is not None else None,
         "image_fingerprint": image_fingerprint,
     }
-    with io.atomic_path(out_dir) as tmp:
+    with (io.create_once if keyed else io.atomic_path)(out_dir) as tmp:
         tmp.mkdir()
         _checkpoint(model.user_tower).write(str(tmp / USER_WEIGHTS))
         _checkpoint(model.item_tower).write(str(tmp / ITEM_WEIGHTS))
@@ -367,6 +369,7 @@ def train(
     config: TwoTowerConfig = TwoTowerConfig(),
     image_embeddings: pl.DataFrame | None = None,
     init_from: str | os.PathLike | None = None,
+    keyed: bool = False,
 ) -> dict:
     """Train on the 365-day window from scratch, or (``init_from``: an earlier week's model) warm-start;
     save the tower weights to ``out_dir``.
@@ -376,6 +379,7 @@ def train(
     ``config.incremental_epochs`` on the newest ``config.incremental_weeks`` weeks only. ``init_from`` must
     be older than the target week; the caller picks it (a model of week W-1 saw only data before W-1).
     Returns the history: loss per epoch, seconds per epoch, examples, steps, device (+ ``init_from``).
+    ``keyed``: ``out_dir`` is named by content (see ``_save``); another writer's copy may be the one kept.
     """
     if config.use_images and image_embeddings is None:
         raise ValueError("config.use_images is set: pass the image embeddings frame (or use_images=False)")
@@ -392,7 +396,8 @@ def train(
         history = _fit(model, tfrecords_dir, "train", config, config.incremental_epochs, config.learning_rate,
                        last_weeks=config.incremental_weeks)
         history["init_from"] = str(Path(init_from).resolve())
-    _save(model, out_dir, config, manifest, [history], tfrecords_dir, fingerprint(images) if images is not None else None)
+    _save(model, out_dir, config, manifest, [history], tfrecords_dir, fingerprint(images) if images is not None else None,
+          keyed=keyed)
     return history
 
 
