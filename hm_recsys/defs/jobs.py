@@ -4,13 +4,54 @@ One executor for every launch path (``Definitions(executor=...)`` covers materia
 asset graph, the automation sensor and backfills): each step in its own process, two at a time. GPU
 work is serialised by the instance-wide ``gpu`` pool (limit 1 on a GPU machine), not by a separate job, so it holds
 however a step was launched.
+
+The executor is a deployment choice, read from ``HM_EXECUTOR`` when the code location loads: ``multiprocess``
+(the default: one machine) or ``celery`` (the cluster profile, deploy/cluster: each step is a Celery task on the
+queue its ``dagster-celery/queue`` tag names, ``cpu`` or ``gpu``, served by workers on other machines; broker and
+result backend from ``HM_CELERY_BROKER`` / ``HM_CELERY_BACKEND``, resolved where the run executes). Every process
+that loads the code (daemon, code server, run worker, Celery workers) must see the same ``HM_EXECUTOR`` and
+``HM_DATA_DIR``.
 """
+
+import os
 
 import dagster as dg
 
 GPU_POOL = "gpu"
 MAX_CONCURRENT = 2  # steps per run (2 cores)
-EXECUTOR = dg.multiprocess_executor.configured({"max_concurrent": MAX_CONCURRENT})
+
+EXECUTOR_ENV = "HM_EXECUTOR"
+BROKER_ENV, BACKEND_ENV = "HM_CELERY_BROKER", "HM_CELERY_BACKEND"
+
+# Routing of every step. Celery reads the queue tag; dagster-k8s's k8s_job_executor / K8sRunLauncher read the
+# container config (one card per GPU step). Each asset passes one of these as op_tags (merged with any others).
+QUEUE_TAG = "dagster-celery/queue"
+CPU_TAGS = {QUEUE_TAG: "cpu"}
+GPU_TAGS = {
+    QUEUE_TAG: "gpu",
+    "dagster-k8s/config": {"container_config": {"resources": {"limits": {"nvidia.com/gpu": 1}}}},
+}
+
+
+def executor_from_env(env=None) -> dg.ExecutorDefinition:
+    """``HM_EXECUTOR``: ``multiprocess`` (default) or ``celery``; dagster_celery is imported only for ``celery``."""
+    env = os.environ if env is None else env
+    kind = env.get(EXECUTOR_ENV, "").strip().lower() or "multiprocess"
+    if kind == "multiprocess":
+        return dg.multiprocess_executor.configured({"max_concurrent": MAX_CONCURRENT})
+    if kind == "celery":
+        from dagster_celery import celery_executor
+
+        # Env sources, not values: the broker URL (it may hold a password) stays out of the job snapshot and is
+        # resolved by the run worker. The result backend defaults to the broker (one Redis serves both).
+        return celery_executor.configured({
+            "broker": {"env": BROKER_ENV},
+            "backend": {"env": BACKEND_ENV if env.get(BACKEND_ENV) else BROKER_ENV},
+        })
+    raise ValueError(f"{EXECUTOR_ENV}={kind!r}: expected 'multiprocess' or 'celery'")
+
+
+EXECUTOR = executor_from_env()
 
 
 def gpu_pool_limit() -> int:

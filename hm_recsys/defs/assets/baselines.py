@@ -3,6 +3,7 @@
 import dagster as dg
 
 from hm_recsys.defs import checks
+from hm_recsys.defs.jobs import CPU_TAGS
 from hm_recsys.defs.resources import DataResource
 from hm_recsys.defs.versioning import code_version, data_version, describe
 
@@ -45,6 +46,7 @@ def _baseline_asset(name: str, fn, weeks: dg.PartitionsDefinition, automation: d
         description=describe(fn),
         automation_condition=automation,
         check_specs=[checks.submission_spec(name)],
+        op_tags=CPU_TAGS,
     )
     def _asset(context: dg.AssetExecutionContext, data: DataResource) -> dg.MaterializeResult:
         from hm_recsys.weeks import TargetWeek

@@ -3,6 +3,7 @@
 import dagster as dg
 
 from hm_recsys.defs import checks
+from hm_recsys.defs.jobs import CPU_TAGS
 from hm_recsys.defs.resources import DataResource, MlflowTracking
 from hm_recsys.defs.versioning import code_version, data_version
 
@@ -19,6 +20,7 @@ def build(weeks: dg.PartitionsDefinition, recommenders: dict[str, str], automati
         code_version=code_version("1"),
         kinds={"mlflow"},
         automation_condition=automation,
+        op_tags=CPU_TAGS,
         check_specs=[checks.spec("evaluation", checks.FINAL_FLOOR, "final's MAP@12 is at least the best heuristic's.", is_blocking=False)],
     )
     def evaluation(context: dg.AssetExecutionContext, data: DataResource, mlflow: MlflowTracking) -> dg.MaterializeResult:

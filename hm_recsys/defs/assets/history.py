@@ -10,6 +10,7 @@ rebuilt. It is also the leakage gate made visible: nothing downstream of history
 import dagster as dg
 
 from hm_recsys import schema
+from hm_recsys.defs.jobs import CPU_TAGS
 from hm_recsys.defs.resources import DataResource
 from hm_recsys.defs.versioning import code_version
 
@@ -37,7 +38,7 @@ def history_version(tables_dir, week_key: str) -> tuple[str, dict]:
 def build(weeks: dg.PartitionsDefinition, automation: dg.AutomationCondition) -> dg.AssetsDefinition:
     @dg.asset(
         partitions_def=weeks, deps=["transactions", "articles", "customers"], group_name="tables",
-        code_version=code_version("1"), kinds={"polars"}, automation_condition=automation,
+        code_version=code_version("1"), kinds={"polars"}, automation_condition=automation, op_tags=CPU_TAGS,
     )
     def history(context: dg.AssetExecutionContext, data: DataResource) -> dg.MaterializeResult:
         """The transactions strictly before the week (what it may learn from), versioned by their content."""

@@ -15,7 +15,7 @@ import inspect
 import dagster as dg
 
 from hm_recsys.defs import checks
-from hm_recsys.defs.jobs import GPU_POOL
+from hm_recsys.defs.jobs import CPU_TAGS, GPU_POOL, GPU_TAGS
 from hm_recsys.defs.mlflow_logging import markdown_table, png_markdown
 from hm_recsys.defs.partitions import TRAIN_WEEKS
 from hm_recsys.defs.resources import ComputeResource, DataResource, MlflowTracking
@@ -77,7 +77,7 @@ def _source_asset(name: str, fn, weeks, automation) -> dg.AssetsDefinition:
         name=asset, partitions_def=weeks, deps=TABLES, group_name=GROUP, automation_condition=automation,
         code_version=code_version(f"{getattr(fn, 'version', 1)}-{_defaults_version(fn)}"), kinds={"polars", "parquet"},
         description=describe(fn),
-        check_specs=[checks.contract_spec(asset)],
+        check_specs=[checks.contract_spec(asset)], op_tags=CPU_TAGS,
     )
     def _asset(context: dg.AssetExecutionContext, data: DataResource) -> dg.MaterializeResult:
         from hm_recsys import io
@@ -107,6 +107,7 @@ def build(weeks: dg.PartitionsDefinition, ranking_weeks: dg.PartitionsDefinition
         partitions_def=weeks, deps=[*sources, "retrieval_candidates", *TABLES], group_name=GROUP,
         code_version=code_version("2", BucketConfig), kinds={"polars", "parquet"}, automation_condition=upstream,
         check_specs=[checks.spec("candidates", checks.CONTRACT, "One row per proposed (customer, article), both known; every row proposed by at least one source.")],
+        op_tags=CPU_TAGS,
     )
     def candidates(context: dg.AssetExecutionContext, config: BucketConfig, data: DataResource) -> dg.MaterializeResult:
         """Union of every source, one customer bucket at a time; each source's score and rank kept as ranker features."""
@@ -135,7 +136,7 @@ def build(weeks: dg.PartitionsDefinition, ranking_weeks: dg.PartitionsDefinition
 
     @dg.asset(
         partitions_def=weeks, deps=[candidates, "two_tower_finetuned", "image_embeddings", *TABLES], group_name=GROUP,
-        code_version=code_version("2"), kinds={"polars", "parquet"}, automation_condition=scored,
+        code_version=code_version("2"), kinds={"polars", "parquet"}, automation_condition=scored, op_tags=CPU_TAGS,
     )
     def ranker_features(context: dg.AssetExecutionContext, data: DataResource) -> dg.MaterializeResult:
         """User, article, cross, recency, embedding and source features for every candidate, bucket by bucket, as of the week's cutoff."""
@@ -184,7 +185,7 @@ def build(weeks: dg.PartitionsDefinition, ranking_weeks: dg.PartitionsDefinition
     ranking = dict(partitions_def=ranking_weeks, group_name=GROUP, automation_condition=scored)
 
     @dg.asset(
-        code_version=code_version("4", RankerTuningConfig), kinds={"catboost", "optuna"}, pool=GPU_POOL,
+        code_version=code_version("4", RankerTuningConfig), kinds={"catboost", "optuna"}, pool=GPU_POOL, op_tags=GPU_TAGS,
         deps=[dg.AssetDep(candidates, partition_mapping=training_weeks), "image_embeddings", *TABLES], **ranking,
     )
     def ranker_hparams(context: dg.AssetExecutionContext, config: RankerTuningConfig, data: DataResource,
@@ -225,7 +226,7 @@ def build(weeks: dg.PartitionsDefinition, ranking_weeks: dg.PartitionsDefinition
         )
 
     @dg.asset(
-        code_version=code_version("2"), kinds={"catboost", "mlflow"}, pool=GPU_POOL,
+        code_version=code_version("2"), kinds={"catboost", "mlflow"}, pool=GPU_POOL, op_tags=GPU_TAGS,
         deps=[ranker_hparams, dg.AssetDep(candidates, partition_mapping=training_weeks), "image_embeddings", *TABLES], **ranking,
     )
     def ranker_model(context: dg.AssetExecutionContext, data: DataResource, compute: ComputeResource,
@@ -266,7 +267,7 @@ def build(weeks: dg.PartitionsDefinition, ranking_weeks: dg.PartitionsDefinition
 
     @dg.asset(
         code_version=code_version("2"), kinds={"catboost", "csv"}, deps=[ranker_model, ranker_features, *TABLES],
-        check_specs=[checks.submission_spec("final")], **ranking,
+        check_specs=[checks.submission_spec("final")], op_tags=CPU_TAGS, **ranking,
     )
     def final(context: dg.AssetExecutionContext, data: DataResource) -> dg.MaterializeResult:
         """Ranker top-12 per customer with popular fill: the Kaggle submission final.csv."""

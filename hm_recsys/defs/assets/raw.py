@@ -5,6 +5,7 @@ so dropping new files into the raw folder marks exactly the dependent tables uns
 import dagster as dg
 
 from hm_recsys import schema
+from hm_recsys.defs.jobs import CPU_TAGS
 from hm_recsys.defs.resources import DataResource
 
 RAW_FILES = {
@@ -29,14 +30,16 @@ def raw_version(data: DataResource, asset: str) -> str:
 
 
 def _file_source(name: str, filename: str) -> dg.SourceAsset:
-    @dg.observable_source_asset(name=name, group_name="raw", description=f"raw/{filename} (Kaggle schema), versioned by content hash.")
+    @dg.observable_source_asset(name=name, group_name="raw", description=f"raw/{filename} (Kaggle schema), versioned by content hash.",
+                                op_tags=CPU_TAGS)
     def _observe(data: DataResource) -> dg.DataVersion:
         return dg.DataVersion(raw_version(data, name))
 
     return _observe
 
 
-@dg.observable_source_asset(name=RAW_IMAGES, group_name="raw", description="raw/images/0xx/*.jpg, one per article, versioned by content hash.")
+@dg.observable_source_asset(name=RAW_IMAGES, group_name="raw", description="raw/images/0xx/*.jpg, one per article, versioned by content hash.",
+                            op_tags=CPU_TAGS)
 def raw_images(data: DataResource) -> dg.DataVersion:
     return dg.DataVersion(raw_version(data, RAW_IMAGES))
 

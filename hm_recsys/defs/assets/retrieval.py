@@ -9,7 +9,7 @@ import dagster as dg
 
 from hm_recsys import schema
 from hm_recsys.defs import checks
-from hm_recsys.defs.jobs import CRITICAL_PATH, GPU_POOL
+from hm_recsys.defs.jobs import CPU_TAGS, CRITICAL_PATH, GPU_POOL, GPU_TAGS
 from hm_recsys.defs.mlflow_logging import log_curve, markdown_table
 from hm_recsys.defs.resources import ComputeResource, DataResource, MlflowTracking
 from hm_recsys.defs.versioning import code_version, config_metadata, data_version
@@ -45,7 +45,7 @@ def build_images(configs: dict, automation: dg.AutomationCondition) -> dg.Assets
     ImageEmbeddingConfig = configs["image_embeddings"]
 
     @dg.asset(
-        deps=["raw_images", "articles"], group_name=GROUP, pool=GPU_POOL, automation_condition=automation,
+        deps=["raw_images", "articles"], group_name=GROUP, pool=GPU_POOL, op_tags=GPU_TAGS, automation_condition=automation,
         code_version=code_version("3", ImageEmbeddingConfig), kinds={"pytorch", "parquet"},
     )
     def image_embeddings(context: dg.AssetExecutionContext, config: ImageEmbeddingConfig, data: DataResource,
@@ -82,9 +82,10 @@ def build_images(configs: dict, automation: dg.AutomationCondition) -> dg.Assets
 
 def build(weeks: dg.PartitionsDefinition, configs: dict, automation: dg.AutomationCondition) -> list:
     TfRecordsConfig, TwoTowerSettings, RetrievalConfig = configs["tfrecords"], configs["two_tower"], configs["retrieval_candidates"]
-    common = dict(partitions_def=weeks, group_name=GROUP, automation_condition=automation, op_tags=CRITICAL_PATH)
+    common = dict(partitions_def=weeks, group_name=GROUP, automation_condition=automation)
+    cpu, gpu = {**CRITICAL_PATH, **CPU_TAGS}, {**CRITICAL_PATH, **GPU_TAGS}
 
-    @dg.asset(deps=TABLES, code_version=code_version("2", TfRecordsConfig), kinds={"tensorflow"}, **common)
+    @dg.asset(deps=TABLES, code_version=code_version("2", TfRecordsConfig), kinds={"tensorflow"}, op_tags=cpu, **common)
     def tfrecords(context: dg.AssetExecutionContext, config: TfRecordsConfig, data: DataResource) -> dg.MaterializeResult:
         """The 52 weeks before the week as weekly tf.train.Example shards (each written once, reused by later weeks)."""
         from hm_recsys.retrieval.tfrecords import write_weekly_window
@@ -105,7 +106,7 @@ def build(weeks: dg.PartitionsDefinition, configs: dict, automation: dg.Automati
         )
 
     @dg.asset(deps=[tfrecords, "image_embeddings"], pool=GPU_POOL, code_version=code_version("3", TwoTowerSettings),
-              kinds={"tensorflow"}, **common)
+              kinds={"tensorflow"}, op_tags=gpu, **common)
     def two_tower_model(context: dg.AssetExecutionContext, config: TwoTowerSettings, data: DataResource,
                         mlflow: MlflowTracking) -> dg.MaterializeResult:
         """TFRS two-tower (in-batch softmax): the previous week's towers trained on the new week (from scratch on 52 weeks every 4th week)."""
@@ -145,7 +146,7 @@ def build(weeks: dg.PartitionsDefinition, configs: dict, automation: dg.Automati
     # from is keyed by content and recomputed from the tables, so a rewritten manifest can leave the link the
     # same bytes: without this dep the fine-tune would keep a stale manifest's window.
     @dg.asset(deps=[two_tower_model, tfrecords, "image_embeddings"], pool=GPU_POOL, code_version=code_version("2", TwoTowerSettings),
-              kinds={"tensorflow"}, **common)
+              kinds={"tensorflow"}, op_tags=gpu, **common)
     def two_tower_finetuned(context: dg.AssetExecutionContext, config: TwoTowerSettings, data: DataResource,
                             mlflow: MlflowTracking) -> dg.MaterializeResult:
         """The two-tower model fine-tuned on the last 4 weeks before the week."""
@@ -167,7 +168,7 @@ def build(weeks: dg.PartitionsDefinition, configs: dict, automation: dg.Automati
     @dg.asset(
         deps=[two_tower_finetuned, tfrecords, "image_embeddings", *TABLES], pool=GPU_POOL,  # tfrecords: the serving features
         code_version=code_version("2", RetrievalConfig),
-        kinds={"tensorflow", "parquet"}, **common,
+        kinds={"tensorflow", "parquet"}, op_tags=gpu, **common,
         check_specs=[checks.contract_spec("retrieval_candidates"), checks.submission_spec("retrieval_candidates"),
                      checks.spec("retrieval_candidates", checks.RECALL_FLOOR,
                                  "Two-tower recall@100 is at least last week's top-100 popular articles'.", is_blocking=False)],

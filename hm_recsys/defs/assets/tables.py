@@ -9,6 +9,7 @@ import dagster as dg
 
 from hm_recsys import schema
 from hm_recsys.defs import checks
+from hm_recsys.defs.jobs import CPU_TAGS
 from hm_recsys.defs.resources import DataResource
 from hm_recsys.defs.versioning import code_version, data_version
 
@@ -53,7 +54,8 @@ def _spec(asset: str) -> list[dg.AssetCheckSpec]:
 
 
 def build(automation: dg.AutomationCondition) -> list[dg.AssetsDefinition]:
-    common = dict(group_name=GROUP, code_version=code_version("2"), kinds={"polars", "parquet"}, automation_condition=automation)
+    common = dict(group_name=GROUP, code_version=code_version("2"), kinds={"polars", "parquet"}, automation_condition=automation,
+                  op_tags=CPU_TAGS)
 
     @dg.asset(deps=["raw_articles"], check_specs=_spec("articles"), **common)
     def articles(context: dg.AssetExecutionContext, data: DataResource) -> dg.MaterializeResult:
