@@ -23,7 +23,13 @@ CHROMIUM := /usr/bin/chromium
 $(CHROMIUM):
 	apt-get update -q && apt-get install -y -q chromium
 
-test: $(STAMP) $(CHROMIUM)
+# The cluster-profile test (hm_recsys_tests/services.py) starts its own Redis broker (PostgreSQL 15 is on the image).
+REDIS := /usr/bin/redis-server
+
+$(REDIS):
+	apt-get update -q && apt-get install -y -q redis-server
+
+test: $(STAMP) $(CHROMIUM) $(REDIS)
 	$(VENV)/bin/pytest -q
 
 ui: $(STAMP)
