@@ -4,13 +4,16 @@ Every commit is ONE atomic filesystem step, so a process killed at any point lea
 the new one, and no host-local lock is needed when steps on several hosts share one POSIX data root:
 
 - ``atomic_path`` (a replaceable artifact: a week's folder rebuilt by a newer run, a file overwritten):
-  a file is renamed over the old one (``os.replace``). A directory is published as a *symlink* to an
-  immutable version folder beside it (``.<name>.<hex>.ver``, relative target, so hosts may mount the data
-  root at different paths): the new version is renamed into place, then a new link replaces the old one
-  with ``os.replace``; the replaced version is deleted afterwards. Readers use the normal name and follow
-  the link; a killed writer leaves at worst an unreferenced version (garbage, swept later), never a gap.
-  (POSIX cannot rename a directory over a non-empty one, and ``renameat2(RENAME_EXCHANGE)`` is not on
-  NFS, so a link is the one portable single-step switch.)
+  a file is renamed over the old one (``os.replace``). POSIX cannot rename a directory over a non-empty
+  one, so a directory is swapped with the old one by ``renameat2(RENAME_EXCHANGE)`` where the filesystem
+  has it (ext4, xfs, btrfs, tmpfs: the folder stays a real folder, and every reader, ``rglob`` included,
+  sees what it saw before), the old one then deleted. Where it has not (NFS and most network
+  filesystems, probed once per device; ``$HM_ATOMIC_LINKS=1`` forces it), the published name is a
+  *symlink* to an immutable version folder beside it (``.<name>.<hex>.ver``, relative target, so hosts
+  may mount the data root at different paths): the new version is renamed into place, then a new link
+  replaces the old one with ``os.replace``, and the replaced version is deleted. Readers use the normal
+  name and follow the link. A killed writer leaves at worst a temporary or an unreferenced version
+  (garbage: ``collect_garbage``), never a gap.
 - ``create_once`` (a content-keyed artifact: same key => same bytes): the temporary is published with a
   step that fails when the target exists (``rename`` of a directory onto a non-empty one, ``link`` of a
   file); the writer that lost discards its copy and everyone uses the winner's.
@@ -34,6 +37,7 @@ import polars as pl
 
 TMP_SUFFIX = ".tmp"  # a block's scratch (``launcher.recover`` removes leftovers of killed commands)
 VERSION_SUFFIX = ".ver"  # an immutable version of a replaceable directory, the target of its link
+LINKS_ENV = "HM_ATOMIC_LINKS"  # "1": publish replaced folders as links even where exchange works (tests)
 STALE_VERSION_S = 3600  # an unreferenced version older than this is a killed writer's leftover: swept
 _VERSION = re.compile(r"\.(?P<name>.+)\.[0-9a-f]{12}" + re.escape(VERSION_SUFFIX))
 
@@ -125,7 +129,61 @@ def sweep_versions(path: str | os.PathLike, *also: str | None, stale_s: float = 
     return removed
 
 
+def collect_garbage(root: str | os.PathLike, stale_s: float = STALE_VERSION_S) -> list[Path]:
+    """Leftovers of killed writers under ``root`` older than ``stale_s``: temporaries (``.*.tmp``, ``.*.old``)
+    and version folders their artifact's link does not point to. Safe while steps of other hosts write
+    (theirs are younger); links are not followed, so every version folder is seen once. Returns them."""
+    removed, now = [], time.time()
+    for folder, dirs, files in os.walk(root):
+        for name in [*dirs, *files]:
+            p = Path(folder, name)
+            m = _VERSION.fullmatch(name)
+            if m:
+                if _link_target(p.with_name(m["name"])) == name:
+                    continue
+            elif not name.startswith(".") or not name.endswith((TMP_SUFFIX, ".old")):
+                continue
+            try:
+                if now - p.lstat().st_ctime <= stale_s:
+                    continue
+            except FileNotFoundError:
+                continue
+            _remove(p)
+            removed.append(p)
+        dirs[:] = [d for d in dirs if Path(folder, d).exists()]
+    return removed
+
+
+_EXCHANGE_BY_DEVICE: dict[int, bool] = {}
+
+
+def _can_exchange(folder: Path) -> bool:
+    """Whether ``folder``'s filesystem swaps two names atomically (probed once per device)."""
+    if os.environ.get(LINKS_ENV) == "1":
+        return False
+    dev = folder.stat().st_dev
+    if dev not in _EXCHANGE_BY_DEVICE:
+        a, b = _sibling(folder / "probe", TMP_SUFFIX), _sibling(folder / "probe", TMP_SUFFIX)
+        try:
+            a.touch()
+            b.touch()
+            _EXCHANGE_BY_DEVICE[dev] = _exchange(a, b)
+        finally:
+            _remove(a)
+            _remove(b)
+    return _EXCHANGE_BY_DEVICE[dev]
+
+
 def _publish_dir(tmp: Path, path: Path) -> None:
+    if not path.is_symlink() and _can_exchange(path.parent):  # a real folder, swapped in one step
+        try:
+            os.rename(tmp, path)  # nothing there yet (or an empty folder)
+            return
+        except OSError as exc:
+            if exc.errno not in (errno.EEXIST, errno.ENOTEMPTY, errno.ENOTDIR, errno.EISDIR):
+                raise
+        if _exchange(tmp, path):  # ``tmp`` now holds the old folder: the caller removes it
+            return
     version = _sibling(path, VERSION_SUFFIX)
     os.rename(tmp, version)  # a new unique name: nothing to clobber
     replaced = _link_target(path)
