@@ -274,13 +274,55 @@ def dagster_daemon(cluster: Cluster, workdir: Path, timeout: float = 180.0) -> I
         instance.dispose()
 
 
+_STOP_INSTIGATORS = """
+import json, sys
+import dagster as dg
+from dagster._core.workspace.context import WorkspaceProcessContext
+from dagster._core.workspace.load_target import WorkspaceFileTarget
+
+stopped = []
+with dg.DagsterInstance.get() as instance, WorkspaceProcessContext(instance, WorkspaceFileTarget([sys.argv[1]])) as ctx:
+    request = ctx.create_request_context()
+    for entry in request.get_code_location_entries().values():
+        if entry.code_location is None:
+            raise SystemExit(f"code location failed to load: {entry.load_error}")
+        for repo in entry.code_location.get_repositories().values():
+            for sensor in repo.get_sensors():
+                instance.stop_sensor(sensor.get_remote_origin_id(), sensor.selector_id, sensor)
+                stopped.append(sensor.name)
+            for schedule in repo.get_schedules():
+                instance.stop_schedule(schedule.get_remote_origin_id(), schedule.selector_id, schedule)
+                stopped.append(schedule.name)
+print("STOPPED " + json.dumps(stopped), flush=True)
+"""
+
+
+def stop_instigators(cluster: Cluster, workdir: Path) -> list[str]:
+    """Mark every sensor and schedule of the code location stopped on the cluster's instance, before a daemon
+    starts: the automation sensors are on by default and would otherwise launch runs of their own beside the
+    ones a test submits. Returns their names."""
+    workdir.mkdir(parents=True, exist_ok=True)
+    out = subprocess.run([sys.executable, "-c", _STOP_INSTIGATORS, str(REPO / "workspace.yaml")], cwd=REPO,
+                         env=cluster.process_env(workdir / "home"), capture_output=True, text=True, timeout=300)
+    if out.returncode:
+        raise RuntimeError(f"stopping sensors/schedules failed: {out.stderr[-3000:]}")
+    import json
+
+    found = [line[len("STOPPED "):] for line in out.stdout.splitlines() if line.startswith("STOPPED ")]
+    if not found:
+        raise RuntimeError(f"stopping sensors/schedules printed nothing: {out.stdout[-2000:]} {out.stderr[-2000:]}")
+    return json.loads(found[-1])
+
+
 @contextlib.contextmanager
-def cluster_services(data_dir: Path, workdir: Path, queues=("cpu", "gpu")) -> Iterator[Cluster]:
-    """PostgreSQL + Redis + one Celery worker per queue + the daemon, for one data root."""
+def cluster_services(data_dir: Path, workdir: Path, queues=("cpu", "gpu"), automation: bool = False) -> Iterator[Cluster]:
+    """PostgreSQL + Redis + one Celery worker per queue + the daemon, for one data root. ``automation``:
+    leave the sensors and schedules as the code declares them (on), else stop them before the daemon starts."""
     storage = data_dir / "dagster_storage"
     storage.mkdir(parents=True, exist_ok=True)
     with postgres() as pg, redis_server() as broker:
         cluster = Cluster(pg, broker, data_dir, storage)
+        cluster.stopped = [] if automation else stop_instigators(cluster, workdir / "setup")
         with contextlib.ExitStack() as stack:
             cluster.workers = [stack.enter_context(celery_worker(cluster, q, workdir / f"worker-{q}")) for q in queues]
             stack.enter_context(dagster_daemon(cluster, workdir / "daemon"))

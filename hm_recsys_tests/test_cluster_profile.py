@@ -149,6 +149,8 @@ def _worker_by_step(instance, run_id: str) -> dict[str, str]:
 def test_tables_job_on_the_cluster_profile(tmp_path):
     """tables_job queued on PostgreSQL, launched by dagster-daemon, its steps run by Celery workers: the
     tables on the cpu worker, image_embeddings on the gpu worker, as the run's event log records."""
+    import uuid
+
     import dagster as dg
 
     from hm_recsys.synth import generate_world
@@ -158,19 +160,20 @@ def test_tables_job_on_the_cluster_profile(tmp_path):
     t0 = time.monotonic()
     with cluster_services(data, tmp_path / "procs") as cluster:
         up = time.monotonic() - t0
+        assert "rebuild_tables" in cluster.stopped  # only the run submitted here goes
         env = cluster.process_env(tmp_path / "client")
+        run_id = str(uuid.uuid4())
         launch = subprocess.run([str(VENV_BIN / "dagster"), "job", "launch", "-w", str(REPO / "workspace.yaml"),
-                                 "-j", "tables_job"], cwd=REPO, env=env, capture_output=True, text=True, timeout=300)
+                                 "-j", "tables_job", "--run-id", run_id], cwd=REPO, env=env, capture_output=True,
+                                text=True, timeout=300)
         assert launch.returncode == 0, launch.stderr[-3000:]
         instance = cluster.instance(tmp_path / "client")
         try:
             deadline = time.monotonic() + 600
-            while time.monotonic() < deadline:
-                runs = instance.get_runs()
-                if runs and all(run.is_finished for run in runs):
-                    break
+            while time.monotonic() < deadline and not instance.get_run_by_id(run_id).is_finished:
                 time.sleep(1)
-            [run] = instance.get_runs()
+            run = instance.get_run_by_id(run_id)
+            assert [r.run_id for r in instance.get_runs()] == [run_id]  # queued on PostgreSQL, launched by the daemon
             ran = time.monotonic() - t0 - up
             messages = [r.user_message or (r.dagster_event.message if r.dagster_event else "") for r in instance.all_logs(run.run_id)]
             assert run.status == dg.DagsterRunStatus.SUCCESS, "\n".join(m or "" for m in messages)[-5000:]
