@@ -148,10 +148,12 @@ def _worker_by_step(instance, run_id: str) -> dict[str, str]:
 @pytest.mark.slow
 def test_tables_job_on_the_cluster_profile(tmp_path):
     """tables_job queued on PostgreSQL, launched by dagster-daemon, its steps run by Celery workers: the
-    tables on the cpu worker, image_embeddings on the gpu worker, as the run's event log records."""
+    tables on the cpu worker, image_embeddings on the gpu worker, as the run's event log records; the gpu
+    pool holds image_embeddings back while it has no slot."""
     import uuid
 
     import dagster as dg
+    from dagster._core.execution.stats import StepEventStatus
 
     from hm_recsys.synth import generate_world
 
@@ -163,12 +165,25 @@ def test_tables_job_on_the_cluster_profile(tmp_path):
         assert "rebuild_tables" in cluster.stopped  # only the run submitted here goes
         env = cluster.process_env(tmp_path / "client")
         run_id = str(uuid.uuid4())
+        instance = cluster.instance(tmp_path / "client")
+        instance.event_log_storage.set_concurrency_slots(GPU_POOL, 0)  # held shut until the CPU steps are done
         launch = subprocess.run([str(VENV_BIN / "dagster"), "job", "launch", "-w", str(REPO / "workspace.yaml"),
                                  "-j", "tables_job", "--run-id", run_id], cwd=REPO, env=env, capture_output=True,
                                 text=True, timeout=300)
         assert launch.returncode == 0, launch.stderr[-3000:]
-        instance = cluster.instance(tmp_path / "client")
         try:
+            # Pools hold under the Celery executor: the run worker claims the step's slot before it sends the task.
+            tables = {"articles", "customers", "transactions"}
+            deadline = time.monotonic() + 300
+            while time.monotonic() < deadline:
+                done = {s.step_key for s in instance.get_run_step_stats(run_id) if s.status == StepEventStatus.SUCCESS}
+                if done >= tables or instance.get_run_by_id(run_id).is_finished:
+                    break
+                time.sleep(0.5)
+            assert done >= tables
+            time.sleep(3)
+            assert "image_embeddings" not in {s.step_key for s in instance.get_run_step_stats(run_id)}
+            instance.event_log_storage.set_concurrency_slots(GPU_POOL, 1)
             deadline = time.monotonic() + 600
             while time.monotonic() < deadline and not instance.get_run_by_id(run_id).is_finished:
                 time.sleep(1)
