@@ -87,7 +87,7 @@ class MlflowTracking(dg.ConfigurableResource):
         from mlflow.tracking import MlflowClient
 
         Path(self.artifact_dir).mkdir(parents=True, exist_ok=True)
-        client = MlflowClient(self.tracking_uri)
+        client = _retrying(lambda: MlflowClient(self.tracking_uri))  # opens (a fresh SQLite file: creates) the store
         exp_id = _retrying(lambda: self._experiment_id(client))
         run_id = _retrying(lambda: self._step_run(client, exp_id, context))
         mlflow.set_tracking_uri(self.tracking_uri)
