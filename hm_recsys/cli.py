@@ -28,13 +28,26 @@ def _paths(args) -> DataPaths:
     return DataPaths(Path(args.data_dir).resolve() if args.data_dir else default_data_dir())
 
 
+def _past_day(text: str):
+    import datetime as dt
+
+    day = dt.date.fromisoformat(text)
+    if day > dt.date.today():
+        raise argparse.ArgumentTypeError(f"{day} is in the future: ingestion refuses sales after today")
+    return day
+
+
 def cmd_generate(args) -> int:
     from hm_recsys.synth import generate_world
 
     out = Path(args.out).resolve() if args.out else _paths(args).root
     t0 = time.perf_counter()
     images = None if args.images is None else args.images == "yes"
-    generate_world(out, scale=args.scale, seed=args.seed, images=images)
+    raw = generate_world(out, scale=args.scale, seed=args.seed, images=images)
+    if args.end_date:  # the same world, moved by whole weeks to end that day (e.g. yesterday: live data)
+        from hm_recsys.synth.shift import shift_world_to_end
+
+        shift_world_to_end(raw, args.end_date)
     print(f"generated the {args.scale} world (seed {args.seed}) in {out / 'raw'} in {time.perf_counter() - t0:.1f}s")
     return 0
 
@@ -178,6 +191,8 @@ def main(argv: list[str] | None = None) -> int:
     p.add_argument("--seed", type=int, default=0)
     p.add_argument("--out", help="output folder (raw files go to OUT/raw; default: the data folder)")
     p.add_argument("--images", choices=["yes", "no"], help="write article images (default: per scale)")
+    p.add_argument("--end-date", type=_past_day, metavar="YYYY-MM-DD",
+                   help="move the world by whole weeks to end on this day, cutting the days after it (default: 2020-09-22)")
     p.set_defaults(func=cmd_generate)
 
     p = sub.add_parser("profile", parents=[data_dir], help="print a dataset's statistics beside the real H&M figures")

@@ -6,6 +6,10 @@ ends (production, no labels yet). The ranker of W learns from the ``TRAIN_WEEKS`
 the ranking assets start ``TRAIN_WEEKS`` partitions later: every ranking partition has its training
 weeks. When a week of data is appended the range grows; ``sensors.raw_files_sensor`` reloads the code
 location so the new week appears.
+
+The range is the data's, never the calendar's: Dagster creates a time window only once it has ended
+relative to *now*, so with live data (ending yesterday) the production week would not exist until it
+is over, and predict, the schedule and automation would target last week. See ``_weekly``.
 """
 
 from __future__ import annotations
@@ -41,24 +45,36 @@ def week_keys(first_day: dt.date, last_day: dt.date) -> tuple[str, str]:
     return start.strftime(KEY_FORMAT), production.strftime(KEY_FORMAT)
 
 
-def _weekly(start: str, production: str) -> dg.WeeklyPartitionsDefinition:
+def _weekly(start: str, production: str, first_day: dt.date) -> dg.WeeklyPartitionsDefinition:
+    """Weeks ``start``..``production``, whatever the clock says.
+
+    Dagster's last time partition is the last week that has *ended* by now, so live data (ending
+    yesterday) would have no production week until that week is over. ``end_offset`` adds weeks past
+    now and ``end_date`` still caps the range (Dagster takes the earlier, see its
+    ``_get_last_partition_window``): the offset spans the data plus a week, so from any moment since the
+    data began it reaches past the production week and the cap decides, for old data (the 2020 world)
+    and live data alike, and still once the clock crosses a week boundary with the code location
+    loaded. Like ``end_date`` it depends on the data only, never on today.
+    """
     end = dt.datetime.strptime(production, KEY_FORMAT) + dt.timedelta(days=WEEK_DAYS)
+    lookahead = (end.date() - week_start(first_day)).days // WEEK_DAYS + 1
     return dg.WeeklyPartitionsDefinition(
         start_date=start,
         end_date=end.strftime(KEY_FORMAT),
         day_offset=2 + 1,  # Dagster counts from Sunday = 0; H&M weeks start on Wednesday
         fmt=KEY_FORMAT,
+        end_offset=lookahead,
     )
 
 
 def target_weeks_for(first_day: dt.date, last_day: dt.date) -> dg.WeeklyPartitionsDefinition:
-    return _weekly(*week_keys(first_day, last_day))
+    return _weekly(*week_keys(first_day, last_day), first_day)
 
 
 def ranking_weeks_for(first_day: dt.date, last_day: dt.date) -> dg.WeeklyPartitionsDefinition:
     start, production = week_keys(first_day, last_day)
     first = dt.datetime.strptime(start, KEY_FORMAT) + dt.timedelta(weeks=TRAIN_WEEKS)
-    return _weekly(min(first.strftime(KEY_FORMAT), production), production)
+    return _weekly(min(first.strftime(KEY_FORMAT), production), production, first_day)
 
 
 def production_week_key(partitions: dg.WeeklyPartitionsDefinition) -> str:
