@@ -1,9 +1,10 @@
 """hm-recsys: generate a world, profile it, and drive the Dagster platform from a terminal.
 
-backtest / predict / demo do what the daemon under `dagster dev` does (build every missing or unsynced
-asset partition of the active weeks, as decided by Dagster's automation conditions), on the same
-instance, then print the MAP@12 table. The data folder is ./data unless --data-dir or HM_DATA_DIR says
-otherwise.
+backtest / predict / demo are clients of the instance: Dagster's daemon builds every missing or unsynced
+asset partition of the active weeks (its automation sensors decide, its run queue launches), the command
+follows the runs and prints the MAP@12 table. The instance is $DAGSTER_HOME's when set, else the embedded
+default (the repository's dagster.yaml, storage in the data folder; the command starts a daemon for it).
+The data folder is ./data unless --data-dir or HM_DATA_DIR says otherwise.
 """
 
 from __future__ import annotations
@@ -96,13 +97,22 @@ def _use_config(args, paths: DataPaths) -> None:
 
 
 def materialize(paths: DataPaths, eval_weeks: int) -> None:
-    """What the daemon would do, now: build every missing or unsynced partition of the active weeks."""
-    from hm_recsys.defs import launcher
+    """Have the daemon build every missing or unsynced partition of the active weeks; follow its runs."""
+    from hm_recsys.defs import client
 
     t0 = time.perf_counter()
-    with launcher.folder_lock(paths, "materialize"):
-        runs = launcher.settle(paths, eval_weeks=eval_weeks, say=lambda line: print(f"  {line}", flush=True))
+    runs = client.settle(paths, eval_weeks=eval_weeks, say=lambda line: print(f"  {line}", flush=True))
     print(f"{runs} run(s) in {time.perf_counter() - t0:.0f}s" if runs else "everything up to date: no run needed")
+
+
+def require(paths: DataPaths, files: list[Path], why: str) -> None:
+    """Automation settled: what the command promised must exist (a daemon serving a narrower window would not build it)."""
+    from hm_recsys.defs.client import PipelineError
+
+    missing = [str(f.relative_to(paths.root)) for f in files if not f.exists()]
+    if missing:
+        raise PipelineError(f"automation settled without {', '.join(missing)} ({why}); the daemon serving this "
+                            f"instance may score fewer weeks: set HM_EVAL_WEEKS for its code location")
 
 
 def format_table(paths: DataPaths, week_keys: list[str]) -> str:
@@ -125,6 +135,7 @@ def cmd_backtest(args) -> int:
     _use_config(args, paths)
     weeks = _backtest_weeks(paths, args.weeks)
     materialize(paths, eval_weeks=len(weeks))
+    require(paths, [paths.metrics(k) for k in weeks], f"the last {len(weeks)} labelled week(s)")
     print(f"\nMAP@12 by target week ({paths.root}):\n")
     print(format_table(paths, weeks))
     return 0
@@ -136,6 +147,7 @@ def cmd_predict(args) -> int:
     _use_config(args, paths)
     materialize(paths, eval_weeks=0)
     key = _production_week(paths)
+    require(paths, [paths.submission(key, "final")], "the production week")
     print(f"production week {key}: {paths.submission(key, 'final')}")
     return 0
 
@@ -147,27 +159,28 @@ def cmd_demo(args) -> int:
     _use_config(args, paths)
     _ensure_world(paths, seed=args.seed)
     materialize(paths, eval_weeks=1)
+    key = _production_week(paths)
+    require(paths, [*(paths.metrics(k) for k in _backtest_weeks(paths, 1)), paths.submission(key, "final")],
+            "the newest labelled week and the production week")
     print(f"\nMAP@12 ({paths.root}):\n")
     print(format_table(paths, _backtest_weeks(paths, 1)))
-    key = _production_week(paths)
     print(f"\nproduction week {key}: {paths.submission(key, 'final')}")
     print(f"\ndemo finished in {time.perf_counter() - t0:.0f}s; browse it with `make ui` (dagster dev)")
     return 0
 
 
 def cmd_ui(args) -> int:
-    """dagster dev on 127.0.0.1 over the data folder's persistent instance, holding the folder's lock."""
-    from hm_recsys.defs import launcher
+    """dagster dev on 127.0.0.1 over the data folder's instance (webserver and daemon)."""
+    from hm_recsys.defs import client
     from hm_recsys.defs.sensors import URL_ENV
 
     paths = _paths(args)
     _use_config(args, paths)
-    launcher.instance_for(paths)  # writes <data>/dagster_home/dagster.yaml, sets DAGSTER_HOME, the gpu pool limit
+    where = client.use_instance(paths)  # sets DAGSTER_HOME (and the embedded default's storage folder)
+    if where.embedded:
+        client.claim(paths, f"dagster dev (hm-recsys ui on port {args.port})")  # exec keeps this pid
     os.environ[URL_ENV] = f"http://127.0.0.1:{args.port}"
     os.environ["PYTHONWARNINGS"] = "ignore:Function `dev_command` is superseded"  # `dg dev` is not in our pinned set
-    lock = launcher.folder_lock(paths, f"ui on port {args.port}")
-    fd = lock.__enter__()
-    os.set_inheritable(fd, True)  # dagster dev keeps the folder locked until it exits
     dagster = str(Path(sys.executable).parent / "dagster")
     os.chdir(REPO_ROOT)
     os.execv(dagster, [dagster, "dev", "-h", "127.0.0.1", "-p", str(args.port), "-w", "workspace.yaml"])
@@ -219,7 +232,7 @@ def main(argv: list[str] | None = None) -> int:
     args = parser.parse_args(argv)
     args.data_dir = getattr(args, "data_dir", None)
     from hm_recsys.defs.config import ConfigError
-    from hm_recsys.defs.launcher import FolderBusy, PipelineError
+    from hm_recsys.defs.client import FolderBusy, PipelineError
     from hm_recsys.ingest import RawDataError
 
     try:

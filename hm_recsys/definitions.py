@@ -30,17 +30,21 @@ RECOMMENDERS = {
 }
 
 
-def build_definitions(paths: DataPaths | None = None, *, config_file=None, eval_weeks: int = automation.DEFAULT_EVAL_WEEKS,
-                      hold_failed: bool = True) -> dg.Definitions:
+def build_definitions(paths: DataPaths | None = None, *, config_file=None, eval_weeks: int | None = None,
+                      hold_failed: bool | None = None) -> dg.Definitions:
     """Definitions for one data folder: partitions follow its data, config defaults follow its config file.
 
-    ``eval_weeks``: how many labelled weeks automation keeps scored besides the production week.
+    ``eval_weeks``: how many labelled weeks automation keeps scored besides the production week;
+    it and ``hold_failed`` default to the environment's ``automation.settings``.
     """
     paths = paths or DataPaths.default()
     config_path = config.config_path(paths.root, config_file)
     configs = config.resolve(paths.root, config_path)
     date_range = data_date_range(paths.raw)
     weeks, ranking_weeks = target_weeks_for(*date_range), ranking_weeks_for(*date_range)
+    env = automation.settings()
+    eval_weeks = env["eval_weeks"] if eval_weeks is None else eval_weeks
+    hold_failed = env["hold_failed"] if hold_failed is None else hold_failed
     auto = automation.conditions(eval_weeks, hold_failed=hold_failed)
     resources = build_resources(paths)
     assets = [
@@ -57,23 +61,11 @@ def build_definitions(paths: DataPaths | None = None, *, config_file=None, eval_
         assets=assets,
         jobs=build_jobs(weeks, ranking_weeks),
         schedules=build_schedules(weeks),
-        sensors=[automation.automation_sensor(), build_raw_files_sensor(loaded_state(resources["data"], config_path), config_path)],
+        sensors=[*automation.automation_sensors(env["interval_s"]),
+                 build_raw_files_sensor(loaded_state(resources["data"], config_path), config_path)],
         resources=resources,
         executor=EXECUTOR,
     )
 
 
 defs = build_definitions()
-
-
-def week_job() -> dg.JobDefinition:
-    """Reconstructable entry point: the CLI runs steps through the multiprocess executor with it."""
-    return build_definitions().resolve_job_def("week_job")
-
-
-def ranking_job() -> dg.JobDefinition:
-    return build_definitions().resolve_job_def("ranking_job")
-
-
-def tables_job() -> dg.JobDefinition:
-    return build_definitions().resolve_job_def("tables_job")

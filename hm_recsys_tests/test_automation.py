@@ -163,115 +163,93 @@ def test_a_weeks_longest_chain_starts_before_the_steps_beside_it(tiny_world):
     assert min(map(priority, chain)) > max(map(priority, beside))
 
 
-def test_runs_wait_for_what_they_read_and_a_ranking_run_goes_beside_a_week_run():
-    """``launcher.drive``: the tables run first; a ranking run of W2 (which reads W1's week) after W1; week
-    runs one at a time; W2's ranking and week runs side by side (two runs, as the instance allows); a run
-    still in flight is never launched again though automation asks for it; the first failure stops launches."""
-    import threading
-    import time
+def test_one_automation_sensor_per_stage_whose_runs_carry_the_stage(tiny_world):
+    """Every materializable asset is targeted by exactly one ``rebuild_<stage>`` sensor, which requests runs
+    (not backfills) tagged with its stage: the run queue lets one week run go at a time (dagster.yaml)."""
+    from hm_recsys.definitions import build_definitions
+    from hm_recsys.defs.jobs import STAGE_TAG
 
-    from hm_recsys.defs.launcher import PipelineError, drive
+    defs = build_definitions(tiny_world)
+    graph = defs.resolve_asset_graph()
+    targeted: dict = {}
+    for stage in ("tables", "week", "ranking"):
+        sensor = defs.get_sensor_def(f"rebuild_{stage}")
+        assert sensor.run_tags == {STAGE_TAG: stage} and not sensor.emit_backfills
+        for key in sensor.asset_selection.resolve(graph):
+            targeted.setdefault(key, []).append(stage)
+    materializable = {k for k in graph.get_all_asset_keys() if graph.get(k).is_materializable}
+    assert set(targeted) == materializable and all(len(v) == 1 for v in targeted.values())
+    assert targeted[dg.AssetKey("two_tower_model")] == ["week"] and targeted[dg.AssetKey("final")] == ["ranking"]
+    assert defs.resolve_job_def("week_job").tags[STAGE_TAG] == "week"
 
-    @dg.asset
-    def a():
+
+def test_automation_settings_come_from_the_environment():
+    from hm_recsys.defs import automation
+
+    assert automation.settings({}) == {"eval_weeks": 1, "interval_s": 30, "hold_failed": True}
+    env = {"HM_EVAL_WEEKS": "3", "HM_AUTOMATION_INTERVAL_S": "5", "HM_RETRY_FAILED": "1"}
+    assert automation.settings(env) == {"eval_weeks": 3, "interval_s": 5, "hold_failed": False}
+    with pytest.raises(ValueError, match="HM_EVAL_WEEKS='x': expected a whole number"):
+        automation.settings({"HM_EVAL_WEEKS": "x"})
+    with pytest.raises(ValueError, match="HM_AUTOMATION_INTERVAL_S=0: expected at least 1"):
+        automation.settings({"HM_AUTOMATION_INTERVAL_S": "0"})
+
+
+def test_the_embedded_instance_queues_runs_limits_week_runs_and_monitors_run_processes(tmp_path, monkeypatch):
+    """The repository's dagster.yaml (the embedded default): queued runs (two at once, one week run), the
+    ``gpu`` pool's limit, run monitoring with the health-checking launcher, run retries; SQLite storage in
+    the data folder, whose dagster.yaml links to the repository's and is never rewritten."""
+    from hm_recsys.defs.client import REPO_ROOT, embedded_home
+    from hm_recsys.defs.run_launcher import MonitoredRunLauncher
+    from hm_recsys.paths import DataPaths
+
+    paths = DataPaths(tmp_path)
+    monkeypatch.setenv("DAGSTER_HOME", str(embedded_home(paths)))
+    assert (paths.dagster_home / "dagster.yaml").resolve() == REPO_ROOT / "dagster.yaml"
+    with dg.DagsterInstance.get() as instance:
+        queue = instance.get_concurrency_config().run_queue_config
+        assert queue.max_concurrent_runs == 2
+        assert [dict(limit) for limit in queue.tag_concurrency_limits] == [{"key": "hm_recsys/stage", "value": "week", "limit": 1}]
+        assert instance.get_concurrency_config().pool_config.default_pool_limit == 1
+        assert isinstance(instance.run_launcher, MonitoredRunLauncher)
+        assert instance.run_monitoring_enabled and instance.run_retries_enabled and instance.run_retries_max_retries == 1
+        instance.get_runs()  # the SQLite storage opens under the given folder
+    assert (paths.dagster_home / "history" / "runs.db").exists()
+    mine = DataPaths(tmp_path / "mine")
+    (mine.dagster_home).mkdir(parents=True)
+    (mine.dagster_home / "dagster.yaml").write_text("telemetry: {enabled: false}\n")
+    embedded_home(mine)  # a file of the user's is kept
+    assert (mine.dagster_home / "dagster.yaml").read_text() == "telemetry: {enabled: false}\n"
+
+
+def test_a_run_whose_code_server_is_gone_is_reported_failed_after_the_grace(monkeypatch):
+    """The health check run monitoring uses: a run launched by a code server that no longer answers (its
+    command was killed) counts as running for ``GRACE_S``, then as failed; a run it cannot place, as running."""
+    import json
+    import socket
+
+    from hm_recsys.defs import run_launcher
+
+    with socket.socket() as s:  # a port nothing listens on
+        s.bind(("127.0.0.1", 0))
+        port = s.getsockname()[1]
+
+    @dg.op
+    def noop():
         return None
 
-    @dg.asset(deps=[a], partitions_def=WEEKS)
-    def b():
-        return None
+    @dg.job
+    def job():
+        noop()
 
-    @dg.asset(deps=[dg.AssetDep(b, partition_mapping=dg.TimeWindowPartitionMapping(start_offset=-1, end_offset=-1))],
-              partitions_def=WEEKS)
-    def r():
-        return None
-
-    graph = dg.Definitions(assets=[a, b, r]).resolve_asset_graph()
-    w1, w2 = WEEKS.get_partition_keys()[1:3]
-    tables, week1, week2, ranking2 = ("", True, "tables_job"), (w1, True, "week_job"), (w2, True, "week_job"), (w2, False, "ranking_job")
-    groups = {tables: [dg.AssetKey("a")], week1: [dg.AssetKey("b")], week2: [dg.AssetKey("b")], ranking2: [dg.AssetKey("r")]}
-    events, finished, lock = [], set(), threading.Lock()
-
-    def request():  # an automation that does not see runs in flight: asks for everything not finished
-        with lock:
-            return {g: keys for g, keys in groups.items() if g not in finished}
-
-    def launch(group, keys):
-        with lock:
-            events.append(("start", group))
-        time.sleep(0.3)
-        with lock:
-            events.append(("end", group))
-            finished.add(group)
-
-    assert drive(request, graph, launch, max_runs=2) == 4
-    assert sorted(g for what, g in events if what == "start") == sorted(groups)  # each launched once
-    at = {(what, g): i for i, (what, g) in enumerate(events)}
-    assert at[("end", tables)] < min(at[("start", g)] for g in (week1, week2, ranking2))
-    assert at[("end", week1)] < at[("start", ranking2)]  # r(w2) reads b(w1)
-    assert at[("end", week1)] < at[("start", week2)]  # week runs one at a time
-    assert at[("start", ranking2)] < at[("end", week2)] and at[("start", week2)] < at[("end", ranking2)]  # side by side
-
-    def fail_w1(group, keys):
-        if group == week1:
-            with lock:
-                finished.add(group)
-            raise PipelineError("w1 broke")
-        launch(group, keys)
-
-    events.clear()
-    finished.clear()
-    with pytest.raises(PipelineError, match="w1 broke"):
-        drive(request, graph, fail_w1, max_runs=2)
-    assert ("start", week2) not in events and ("start", ranking2) not in events
-
-    with pytest.raises(PipelineError, match="still requests work after 3 runs"):
-        drive(lambda: {tables: groups[tables]}, graph, lambda g, keys: None, max_runs=2, max_launches=3)
-
-
-def test_the_gpu_pool_holds_one_step_on_a_card_and_holds_nothing_back_without_one(monkeypatch):
-    import torch
-
-    from hm_recsys.defs.jobs import MAX_CONCURRENT, gpu_pool_limit
-
-    monkeypatch.setattr(torch.cuda, "is_available", lambda: True)
-    assert gpu_pool_limit() == 1
-    monkeypatch.setattr(torch.cuda, "is_available", lambda: False)
-    assert gpu_pool_limit() == MAX_CONCURRENT == 2
-
-
-def test_each_run_has_a_process_of_its_own_which_ends_with_its_command(tmp_path):
-    """Two runs never share a process (``execute_job`` in two threads deadlocked in ``logging`` in CI), and a
-    run process whose command is killed (that pid alone, kill -9) ends instead of orchestrating on."""
-    import os
-    import signal
-    import subprocess
-    import sys
-    import textwrap
-    import time
-
-    script = tmp_path / "command.py"
-    script.write_text(textwrap.dedent("""
-        import os, sys, time
-        from hm_recsys.defs.launcher import run_processes
-
-        if __name__ == "__main__":
-            with run_processes(2) as processes:
-                a, b = processes.submit(time.sleep, 0.5), processes.submit(os.getpid)
-                pids = {processes.submit(os.getpid).result(), b.result()}
-                print(os.getpid(), *pids, flush=True)
-                processes.submit(time.sleep, 600).result()
-    """))
-    proc = subprocess.Popen([sys.executable, str(script)], stdout=subprocess.PIPE, text=True)
-    try:
-        command, *runs = map(int, proc.stdout.readline().split())
-        assert command not in runs and len(set(runs)) >= 1
-        workers = {int(p) for p in subprocess.run(["pgrep", "-P", str(command)], capture_output=True, text=True).stdout.split()}
-        assert set(runs) <= workers and len(workers) >= 2
-        os.kill(command, signal.SIGKILL)
-        proc.wait(timeout=30)
-        deadline = time.time() + 30
-        while any(os.path.exists(f"/proc/{p}") and "Z" not in open(f"/proc/{p}/stat").read().split()[2] for p in workers):
-            assert time.time() < deadline, "a run process outlived its killed command"
-            time.sleep(0.5)
-    finally:
-        proc.kill()
+    with dg.instance_for_test(overrides={"run_launcher": {"module": "hm_recsys.defs.run_launcher",
+                                                          "class": "MonitoredRunLauncher"}}) as instance:
+        launcher = instance.run_launcher
+        gone = instance.create_run_for_job(job, tags={".dagster/grpc_info": json.dumps({"host": "127.0.0.1", "port": port})})
+        unplaced = instance.create_run_for_job(job)
+        monkeypatch.setattr(run_launcher, "TIMEOUT_S", 2)
+        assert launcher.check_run_worker_health(gone).status.value == "RUNNING"  # first miss: within the grace
+        assert launcher.check_run_worker_health(unplaced).status.value == "RUNNING"
+        monkeypatch.setattr(run_launcher, "GRACE_S", 0.0)
+        result = launcher.check_run_worker_health(gone)
+        assert result.status.value == "FAILED" and "has not run it" in result.msg

@@ -120,20 +120,25 @@ def test_a_killed_command_never_blocks_the_next(backtested, reseeded, kill_in_ru
 
     out = cli(killed, "backtest", "--weeks", "1", "--config", str(cfg))
     assert out.returncode == 0, out.stdout[-3000:] + out.stderr[-3000:]
-    assert "marked failed, pool slots freed" in out.stdout
+    assert "run retries launch it again" in out.stdout  # the killed run: failed by run monitoring, retried
     assert "removed leftover temporary" in out.stdout
     assert not list(killed.root.rglob(".*.tmp"))
     assert_same_artifacts(artifacts(killed), want)
 
 
-def test_two_commands_on_one_folder(backtested):
-    from hm_recsys.defs.launcher import folder_lock
+def test_a_folder_served_by_another_process_is_refused_in_one_line(backtested):
+    from hm_recsys.defs.client import PID_FILE
 
     paths, _ = backtested
-    with folder_lock(paths, "test"):
+    holder = subprocess.Popen([sys.executable, "-c", "import time; time.sleep(600)", "dagster"])  # "dagster" in its cmdline
+    try:
+        (paths.dagster_home / PID_FILE).write_text(f"{holder.pid} dagster dev (test)\n")
         out = cli(paths, "predict", "--config", FAST)
+    finally:
+        holder.kill()
+        (paths.dagster_home / PID_FILE).unlink(missing_ok=True)
     assert out.returncode == 75
-    assert "is busy: hm-recsys test" in out.stderr and out.stderr.count("\n") == 1
+    assert f"is served by pid {holder.pid}: dagster dev (test)" in out.stderr and out.stderr.count("\n") == 1
 
 
 def test_bad_raw_file_is_one_line_and_keeps_the_good_tables(backtested, tmp_path):

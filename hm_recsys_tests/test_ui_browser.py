@@ -5,7 +5,7 @@ it drives Debian's ``chromium`` (``apt-get install -y chromium``; ``pip install 
 required: the test fails, not skips, when either is missing. ``HM_CHROMIUM`` overrides the binary.
 
 Automation is switched off first, so what runs is what the browser launched. ``hm-recsys ui`` starts
-the ``rebuild_what_changed`` automation sensor, the ``raw_files`` sensor and the ``weekly_retraining``
+the ``rebuild_*`` automation sensors, the ``raw_files`` sensor and the ``weekly_retraining``
 schedule by default (``DefaultSensorStatus.RUNNING``), and the daemon ticks the automation sensor as
 soon as it starts, which would race any attempt to stop it from the UI. Instead, before the UI starts,
 Dagster's own CLI (``dagster sensor stop`` / ``dagster schedule stop`` over the same workspace and the
@@ -48,7 +48,8 @@ CHROMIUM = os.environ.get("HM_CHROMIUM", "/usr/bin/chromium")
 INSTALL_HINT = "apt-get install -y chromium && pip install playwright"
 STARTUP_S = 240  # dagster dev: webserver, daemon and a code server on a busy 2-core machine
 RUN_S = 600      # a queued run on the tiny world: seconds of work, but run workers start slowly
-AUTOMATION = [("sensor", "rebuild_what_changed"), ("sensor", "raw_files"), ("schedule", "weekly_retraining")]
+AUTOMATION = [*((("sensor", f"rebuild_{stage}") for stage in ("tables", "week", "ranking"))), ("sensor", "raw_files"),
+              ("schedule", "weekly_retraining")]
 TERMINAL_RUN = {"SUCCESS", "FAILURE", "CANCELED"}
 TERMINAL_BACKFILL = {"COMPLETED", "COMPLETED_SUCCESS", "COMPLETED_FAILED", "FAILED", "CANCELED"}
 
@@ -129,13 +130,13 @@ def _stop_automation(env: dict, log: Path) -> None:
 @pytest.fixture
 def ui(tiny_world, tmp_path):
     """``hm-recsys ui`` over a fresh data folder holding a copy of the tiny world's raw files, automation off."""
-    from hm_recsys.defs.launcher import write_instance_config
+    from hm_recsys.defs.client import embedded_home
     from hm_recsys.paths import DataPaths
 
     paths = DataPaths(tmp_path / "data")
     shutil.copytree(tiny_world.raw, paths.raw)
-    write_instance_config(paths.dagster_home)  # the same dagster.yaml `hm-recsys ui` writes
-    env = {**os.environ, "HM_DATA_DIR": str(paths.root), "DAGSTER_HOME": str(paths.dagster_home)}
+    # the embedded default instance, as `hm-recsys ui` uses it
+    env = {**os.environ, "HM_DATA_DIR": str(paths.root), "DAGSTER_HOME": str(embedded_home(paths))}
     log = tmp_path / "ui.log"
     _stop_automation(env, log)
 

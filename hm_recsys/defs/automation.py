@@ -4,16 +4,23 @@ One condition for every asset: build a partition inside the active window when i
 unsynced (code version, config or an input's data changed), once its inputs are present, synced and
 not being rebuilt. The window is the production week plus ``eval_weeks`` labelled weeks for the assets
 that end in a scored submission, and ``TRAIN_WEEKS`` more weeks for what the ranker's training weeks
-need. The same condition drives the automation sensor under ``dagster dev`` and the CLI
-(``defs/launcher.py``), so both converge to the from-scratch result.
+need. The daemon's automation sensors (one per stage, so the run queue can tell week runs apart) are
+the only thing that decides what runs: under ``dagster dev``, under a deployment, and when the CLI asks
+(``defs/client.py`` starts a daemon with the window it needs and follows its runs).
+
+The window, the sensors' interval and whether a failed partition is retried are read from the
+environment when the code location loads (``settings``): a deployment sets them once; the CLI sets them
+for the daemon it starts.
 """
 
 from __future__ import annotations
 
 import datetime as dt
+import os
 
 import dagster as dg
 
+from hm_recsys.defs.jobs import STAGE_TAG, stages
 from hm_recsys.defs.partitions import TRAIN_WEEKS
 from hm_recsys.defs.staleness import Unsynced
 
@@ -21,6 +28,28 @@ AC = dg.AutomationCondition
 # The newest labelled week is scored by default (its `final` against its purchases).
 DEFAULT_EVAL_WEEKS = 1
 SENSOR_INTERVAL_S = 30
+EVAL_WEEKS_ENV = "HM_EVAL_WEEKS"
+INTERVAL_ENV = "HM_AUTOMATION_INTERVAL_S"
+RETRY_FAILED_ENV = "HM_RETRY_FAILED"  # "1": a failed partition is requested again on the next tick
+
+
+def settings(env=None) -> dict:
+    """``eval_weeks``, ``interval_s``, ``hold_failed`` from the environment (defaults: 1 week, 30 s, hold)."""
+    env = os.environ if env is None else env
+
+    def number(name: str, default: int, least: int) -> int:
+        raw = env.get(name, "").strip()
+        try:
+            value = int(raw) if raw else default
+        except ValueError:
+            raise ValueError(f"{name}={raw!r}: expected a whole number") from None
+        if value < least:
+            raise ValueError(f"{name}={value}: expected at least {least}")
+        return value
+
+    return {"eval_weeks": number(EVAL_WEEKS_ENV, DEFAULT_EVAL_WEEKS, 0),
+            "interval_s": number(INTERVAL_ENV, SENSOR_INTERVAL_S, 1),
+            "hold_failed": env.get(RETRY_FAILED_ENV, "") != "1"}
 
 
 def _weeks(n: int) -> dt.timedelta:
@@ -58,14 +87,21 @@ def conditions(eval_weeks: int = DEFAULT_EVAL_WEEKS, *, hold_failed: bool = True
     }
 
 
-def automation_sensor() -> dg.AutomationConditionSensorDefinition:
-    """On by default: ``dagster dev`` rebuilds what changed with no click. Runs in the code server
+def automation_sensors(interval_s: int = SENSOR_INTERVAL_S) -> list[dg.AutomationConditionSensorDefinition]:
+    """On by default: the daemon rebuilds what changed with no click. One sensor per stage, whose runs
+    carry the stage's tag (the run queue lets one week run go at a time). Each requests runs, not
+    backfills, so every run is one the queue can order. Runs in the code server
     (``use_user_code_server``) because the ``unsynced`` condition is ours."""
-    return dg.AutomationConditionSensorDefinition(
-        "rebuild_what_changed",
-        target=dg.AssetSelection.all(),
-        default_status=dg.DefaultSensorStatus.RUNNING,
-        minimum_interval_seconds=SENSOR_INTERVAL_S,
-        use_user_code_server=True,
-        description="Rebuilds missing or unsynced asset partitions of the active weeks (see hm_recsys/defs/automation.py).",
-    )
+    return [
+        dg.AutomationConditionSensorDefinition(
+            f"rebuild_{stage}",
+            target=selection,
+            run_tags={STAGE_TAG: stage},
+            emit_backfills=False,
+            default_status=dg.DefaultSensorStatus.RUNNING,
+            minimum_interval_seconds=interval_s,
+            use_user_code_server=True,
+            description=f"Rebuilds missing or unsynced {stage} asset partitions of the active weeks (see hm_recsys/defs/automation.py).",
+        )
+        for stage, selection in stages().items()
+    ]

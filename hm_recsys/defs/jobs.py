@@ -2,8 +2,9 @@
 
 One executor for every launch path (``Definitions(executor=...)`` covers materializations from the
 asset graph, the automation sensor and backfills): each step in its own process, two at a time. GPU
-work is serialised by the instance-wide ``gpu`` pool (limit 1 on a GPU machine), not by a separate job, so it holds
-however a step was launched.
+work is serialised by the instance-wide ``gpu`` pool (its limit is the instance's: dagster.yaml), not by a
+separate job, so it holds however a step was launched (the Celery executor claims the slot before it sends
+the task, and the ``gpu`` worker runs one task at a time besides).
 
 The executor is a deployment choice, read from ``HM_EXECUTOR`` when the code location loads: ``multiprocess``
 (the default: one machine) or ``celery`` (the cluster profile, deploy/cluster: each step is a Celery task on the
@@ -54,13 +55,6 @@ def executor_from_env(env=None) -> dg.ExecutorDefinition:
 EXECUTOR = executor_from_env()
 
 
-def gpu_pool_limit() -> int:
-    """One step at a time on the card. Without a card the pool guards nothing: it then admits as many
-    steps as a run executes at once, so a week's towers need not wait for another run's CatBoost."""
-    import torch
-
-    return 1 if torch.cuda.is_available() else MAX_CONCURRENT
-
 # A week's longest chain (shards -> towers -> fine-tuning -> top-100, ~1,500 s at full scale) starts before the
 # sources and baselines that run beside it: among ready steps the executor starts the higher priority first.
 CRITICAL_PATH = {"dagster/priority": "1"}
@@ -70,26 +64,38 @@ UNPARTITIONED = ["articles", "customers", "transactions", "image_embeddings"]
 RANKING = dg.AssetSelection.assets("ranker_hparams", "ranker_model", "final", "evaluation")
 
 
+STAGE_TAG = "hm_recsys/stage"  # dagster.yaml's run queue limits week runs by it
+
+
+def stages() -> dict[str, dg.AssetSelection]:
+    """The funnel's stages, each a job and an automation sensor: tables, one target week, one ranking week."""
+    per_week = dg.AssetSelection.all() - dg.AssetSelection.groups("raw") - dg.AssetSelection.assets(*UNPARTITIONED)
+    return {"tables": dg.AssetSelection.assets(*UNPARTITIONED), "week": per_week - RANKING, "ranking": RANKING}
+
+
 def build_jobs(weeks: dg.PartitionsDefinition, ranking_weeks: dg.PartitionsDefinition) -> list:
     """Jobs share one partitions definition each: ``week_job`` the target weeks, ``ranking_job`` the
     ranking weeks (which start once the ranker has its training weeks)."""
-    per_week = dg.AssetSelection.all() - dg.AssetSelection.groups("raw") - dg.AssetSelection.assets(*UNPARTITIONED)
+    selection = stages()
     return [
         dg.define_asset_job(
             "tables_job",
-            selection=dg.AssetSelection.assets(*UNPARTITIONED),
+            selection=selection["tables"],
+            tags={STAGE_TAG: "tables"},
             description="Validate the raw files, (re)build the typed Parquet tables and the image embeddings.",
         ),
         dg.define_asset_job(
             "week_job",
-            selection=per_week - RANKING,
+            selection=selection["week"],
             partitions_def=weeks,
+            tags={STAGE_TAG: "week"},
             description="One target week up to the ranker's features: towers, candidates, features, baseline submissions.",
         ),
         dg.define_asset_job(
             "ranking_job",
-            selection=RANKING,
+            selection=selection["ranking"],
             partitions_def=ranking_weeks,
+            tags={STAGE_TAG: "ranking"},
             description="One ranking week: tuning, CatBoost ranker, final.csv and the MAP@12 evaluation.",
         ),
     ]
