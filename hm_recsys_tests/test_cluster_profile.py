@@ -123,6 +123,12 @@ def test_cluster_instance_config_is_valid(monkeypatch, tmp_path):
         "db.internal", 5433, "dagster", "secret", "dagster")
     assert db["scheme"] == "postgresql+psycopg2"  # SQLAlchemy 2.1's plain postgresql:// wants psycopg 3
     assert config["concurrency"]["runs"]["max_concurrent_runs"] == 2
+    # the same run queue and launcher as the embedded default (top-level dagster.yaml)
+    default = yaml.safe_load((REPO / "dagster.yaml").read_text())
+    assert config["concurrency"]["runs"]["tag_concurrency_limits"] == default["concurrency"]["runs"]["tag_concurrency_limits"] \
+        == [{"key": "hm_recsys/stage", "value": "week", "limit": 1}]
+    assert config["run_launcher"] == default["run_launcher"] == {"module": "hm_recsys.defs.run_launcher",
+                                                                 "class": "MonitoredRunLauncher"}
     assert config["run_monitoring"]["enabled"] is True
     assert config["run_retries"] == {"enabled": True, "max_retries": 1, "retry_on_asset_or_op_failure": False}
     assert config["telemetry"] == {"enabled": False}
