@@ -16,15 +16,15 @@ pytestmark = pytest.mark.slow
 REPO = Path(__file__).resolve().parents[1]
 
 
-def run_count(paths, job: str | None = None, status: str | None = None) -> int:
-    """Materialization runs in the instance (raw files are observed without a run), of one job / status if given."""
-    import sqlite3
+def run_count(paths, stage: str | None = None, status: str | None = None) -> int:
+    """Materialization runs in the data folder's instance (raw files are observed without a run), of one
+    stage (``tables``, ``week``, ``ranking``) / status if given; read through Dagster's API."""
+    import dagster as dg
 
-    where = {"pipeline_name": job, "status": status}
-    clauses = [f"{col} = ?" for col, value in where.items() if value]
-    query = "select count(*) from runs" + (" where " + " and ".join(clauses) if clauses else "")
-    with sqlite3.connect(paths.dagster_home / "history" / "runs.db") as db:
-        return db.execute(query, [v for v in where.values() if v]).fetchone()[0]
+    filters = dg.RunsFilter(tags={"hm_recsys/stage": stage} if stage else {},
+                            statuses=[dg.DagsterRunStatus(status)] if status else [])
+    with dg.DagsterInstance.from_config(str(paths.dagster_home)) as instance:
+        return instance.get_runs_count(filters)
 
 
 def test_definitions_validate(tiny_world):
@@ -121,18 +121,18 @@ def test_rerun_skips_what_is_up_to_date_and_reruns_what_was_reconfigured(backtes
     hparams = {p: p.read_bytes() for p in paths.root.glob("models/*/ranker_hparams.json")}
     changed = tmp_path / "other_seed.yaml"  # the seed is recorded in ranker_hparams.json: its content must change
     changed.write_text(Path(FAST).read_text().replace("n_trials: 2", "n_trials: 2, seed: 1"))
-    ranking = run_count(paths, "ranking_job")
+    ranking = run_count(paths, "ranking")
     out = cli(paths, "backtest", "--weeks", "1", "--config", str(changed))
     assert out.returncode == 0, out.stderr[-3000:]
     # only the ranking tail of the two scored weeks (the newest labelled one and production) re-ran:
     # tuning, then each layer below it whose input changed (one round each), nothing upstream
     added = run_count(paths) - runs
-    assert 2 <= added == run_count(paths, "ranking_job") - ranking, out.stdout
+    assert 2 <= added == run_count(paths, "ranking") - ranking, out.stdout
     assert all(p.read_bytes() != b for p, b in hparams.items())
     assert all(p.stat().st_mtime_ns > t for p, t in finals.items())
     assert all(p.stat().st_mtime_ns == t for p, t in two_tower.items())
     out = cli(paths, "backtest", "--weeks", "1", "--config", FAST)  # back to the old value: re-runs again
-    assert out.returncode == 0 and run_count(paths) - runs - added == run_count(paths, "ranking_job") - ranking - added >= 2, out.stdout
+    assert out.returncode == 0 and run_count(paths) - runs - added == run_count(paths, "ranking") - ranking - added >= 2, out.stdout
 
 
 def test_predict_writes_the_production_week(backtested):
