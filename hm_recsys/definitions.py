@@ -12,7 +12,7 @@ warnings.filterwarnings("ignore", category=dg.BetaWarning)
 warnings.filterwarnings("ignore", category=dg.PreviewWarning)
 
 from hm_recsys.defs import automation, config  # noqa: E402
-from hm_recsys.defs.assets import baselines, evaluation, history, ranking, raw, retrieval, tables  # noqa: E402
+from hm_recsys.defs.assets import baselines, evaluation, history, ranking, raw, retrieval, serving, tables  # noqa: E402
 from hm_recsys.defs.jobs import EXECUTOR, build_jobs  # noqa: E402
 from hm_recsys.defs.partitions import data_date_range, ranking_weeks_for, target_weeks_for  # noqa: E402
 from hm_recsys.defs.resources import build_resources  # noqa: E402
@@ -56,6 +56,7 @@ def build_definitions(paths: DataPaths | None = None, *, config_file=None, eval_
         *retrieval.build(weeks, configs, auto["upstream"]),
         *ranking.build(weeks, ranking_weeks, configs, auto["upstream"], auto["scored"]),
         evaluation.build(ranking_weeks, RECOMMENDERS, auto["scored"]),
+        serving.build(ranking_weeks, auto["unpartitioned"]),  # a one-week window: the production week only
     ]
     return dg.Definitions(
         assets=assets,

@@ -61,7 +61,7 @@ CRITICAL_PATH = {"dagster/priority": "1"}
 
 
 UNPARTITIONED = ["articles", "customers", "transactions", "image_embeddings"]
-RANKING = dg.AssetSelection.assets("ranker_hparams", "ranker_model", "final", "evaluation")
+RANKING = dg.AssetSelection.assets("ranker_hparams", "ranker_model", "final", "evaluation", "serving_snapshot")
 
 
 STAGE_TAG = "hm_recsys/stage"  # dagster.yaml's run queue limits week runs by it
@@ -96,6 +96,6 @@ def build_jobs(weeks: dg.PartitionsDefinition, ranking_weeks: dg.PartitionsDefin
             selection=selection["ranking"],
             partitions_def=ranking_weeks,
             tags={STAGE_TAG: "ranking"},
-            description="One ranking week: tuning, CatBoost ranker, final.csv and the MAP@12 evaluation.",
+            description="One ranking week: tuning, CatBoost ranker, final.csv, the MAP@12 evaluation and the serving snapshot.",
         ),
     ]
