@@ -3,7 +3,7 @@ VENV   := .venv
 PY     := $(VENV)/bin/python
 STAMP  := $(VENV)/.installed
 
-.PHONY: demo test ui install clean-data
+.PHONY: demo test ui serve install clean-data
 
 $(STAMP): pyproject.toml constraints.txt
 	python3 -m venv $(VENV)
@@ -34,6 +34,10 @@ test: $(STAMP) $(CHROMIUM) $(REDIS)
 
 ui: $(STAMP)
 	$(VENV)/bin/hm-recsys ui
+
+# The recommendations API on http://127.0.0.1:8000 (the production week's snapshot; `make demo` builds it).
+serve: $(STAMP)
+	$(VENV)/bin/hm-recsys serve
 
 clean-data:
 	rm -rf data

@@ -186,6 +186,22 @@ def cmd_ui(args) -> int:
     os.execv(dagster, [dagster, "dev", "-h", "127.0.0.1", "-p", str(args.port), "-w", "workspace.yaml"])
 
 
+def cmd_serve(args) -> int:
+    """The online API over the data folder's serving snapshots (hm_recsys/serving/app.py), on 127.0.0.1 by default."""
+    import logging
+
+    import uvicorn
+
+    from hm_recsys.serving.app import create_app
+    from hm_recsys.serving.snapshot import serving_root
+
+    logging.basicConfig(level=logging.INFO, format="%(levelname)s:     %(name)s: %(message)s")  # switches, refusals
+    root = serving_root(_paths(args).root)
+    print(f"serving {root} on http://{args.host}:{args.port} (GET /recommendations/<customer_id>, /health, /version)", flush=True)
+    uvicorn.run(create_app(root), host=args.host, port=args.port, log_level="info")
+    return 0
+
+
 def main(argv: list[str] | None = None) -> int:
     os.environ.setdefault("TF_CPP_MIN_LOG_LEVEL", "3")  # TensorFlow's C++ start-up chatter, in every step process
     import warnings
@@ -228,6 +244,11 @@ def main(argv: list[str] | None = None) -> int:
         if name == "ui":
             p.add_argument("--port", type=int, default=3000)
         p.set_defaults(func=func)
+
+    p = sub.add_parser("serve", parents=[data_dir], help="serve the production week's recommendations over HTTP (FastAPI)")
+    p.add_argument("--host", default="127.0.0.1")
+    p.add_argument("--port", type=int, default=8000)
+    p.set_defaults(func=cmd_serve)
 
     args = parser.parse_args(argv)
     args.data_dir = getattr(args, "data_dir", None)

@@ -1,0 +1,159 @@
+"""The online API: ``hm-recsys serve`` (uvicorn) over a data folder's serving snapshots.
+
+- ``GET /recommendations/{customer_id}?n=12&age=`` -> the customer's articles in order, the week, the
+  snapshot version and ``source``: ``personal`` (the week's final.csv) or ``fallback`` (an id the week does
+  not know: its age group's popular list when ``age`` is given, else the overall one; ``fallback`` names it).
+  A malformed id (not 64 lowercase hex characters, and not a known id either) is a 422; ``n`` outside
+  1..12 too. No snapshot loaded yet: 503 naming what to build.
+- ``GET /health``: 200 once a snapshot is loaded, 503 before; either way the last refused snapshot and why.
+- ``GET /version``: the loaded snapshot's week, version, manifest and load time.
+
+A background thread reads ``<data>/serving/current`` every ``poll_s`` seconds; when it names another
+snapshot, the thread loads and validates it and then replaces the one reference every request reads
+(``SnapshotHolder.snapshot``). A request reads that reference once and answers from that object alone, so
+an answer never mixes two snapshots, and a request in flight during a switch finishes on the old one
+(its arrays stay mapped while referenced). A snapshot that fails validation is refused: the previous one
+keeps serving, the reason is logged and shown by ``/health``; it is tried again when ``current`` changes or
+``retry_s`` later.
+"""
+
+from __future__ import annotations
+
+import contextlib
+import logging
+import re
+import threading
+import time
+from pathlib import Path
+
+from fastapi import FastAPI, HTTPException, Path as PathParam, Query
+from fastapi.responses import JSONResponse
+
+from hm_recsys.schema import CUSTOMER_ID_LENGTH
+from hm_recsys.serving.snapshot import K, Snapshot, SnapshotError, load_snapshot, read_pointer
+
+log = logging.getLogger("hm_recsys.serving")
+CUSTOMER_ID = re.compile(rf"[0-9a-f]{{{CUSTOMER_ID_LENGTH}}}")
+BUILD_HINT = "build one with `hm-recsys predict` (it materializes the production week's serving_snapshot), or let `make ui` build it"
+
+
+class SnapshotHolder:
+    """The one snapshot reference the requests read, and the poller that replaces it."""
+
+    def __init__(self, root: str | Path, poll_s: float = 1.0, retry_s: float = 30.0):
+        self.root = Path(root)
+        self.poll_s, self.retry_s = poll_s, retry_s
+        self.snapshot: Snapshot | None = None  # replaced whole, never mutated
+        self.refused: dict | None = None  # the last snapshot refused since the current one loaded
+        self.switches = 0
+        self._stop = threading.Event()
+        self._thread: threading.Thread | None = None
+        self._lock = threading.Lock()  # one poll at a time (the thread, or a test calling poll_once)
+
+    def poll_once(self) -> bool:
+        """Load the snapshot ``current`` names if it is not the one served; True when it switched."""
+        with self._lock:
+            pointer = read_pointer(self.root)
+            if pointer is None:
+                return False
+            now = self.snapshot
+            if now is not None and pointer == f"{now.week}/{now.version}":
+                return False
+            r = self.refused
+            if r is not None and r["snapshot"] == pointer and time.time() - r["at"] < self.retry_s:
+                return False
+            try:
+                snap = load_snapshot(self.root / pointer)
+            except SnapshotError as e:
+                self.refused = {"snapshot": pointer, "reason": str(e), "at": time.time()}
+                log.error("refused serving snapshot %s: %s%s", pointer, e,
+                          f"; still serving {now.week}/{now.version}" if now else "")
+                return False
+            self.snapshot = snap  # the switch: one reference assignment
+            self.refused = None
+            self.switches += 1
+            log.info("serving snapshot %s/%s (%d customers, validated in %.2f s)", snap.week, snap.version,
+                     snap.n_customers, snap.load_seconds)
+            return True
+
+    def _run(self) -> None:
+        while not self._stop.is_set():
+            try:
+                self.poll_once()
+            except Exception:  # never let the poller die: the next tick tries again
+                log.exception("polling %s failed", self.root)
+            self._stop.wait(self.poll_s)
+
+    def start(self) -> None:
+        self._stop.clear()
+        self._thread = threading.Thread(target=self._run, name="snapshot-poller", daemon=True)
+        self._thread.start()
+
+    def stop(self) -> None:
+        self._stop.set()
+        if self._thread is not None:
+            self._thread.join(timeout=10)
+
+    def not_ready(self) -> dict:
+        why = f"no serving snapshot published under {self.root} yet" if read_pointer(self.root) is None \
+            else "no valid serving snapshot loaded yet"
+        return {"detail": f"{why}: {BUILD_HINT}", "refused": self.refused}
+
+
+def _describe(snap: Snapshot) -> dict:
+    return {"week": snap.week, "version": snap.version, "customers": snap.n_customers,
+            "loaded_at": time.strftime("%Y-%m-%dT%H:%M:%SZ", time.gmtime(snap.loaded_at)),
+            "load_seconds": round(snap.load_seconds, 3), "path": str(snap.path)}
+
+
+def create_app(root: str | Path, *, poll_s: float = 1.0, retry_s: float = 30.0, poll: bool = True) -> FastAPI:
+    """The API over ``root`` (``<data>/serving``). ``poll``: start the background poller with the app
+    (tests may drive ``app.state.holder.poll_once()`` themselves instead)."""
+    holder = SnapshotHolder(root, poll_s=poll_s, retry_s=retry_s)
+
+    @contextlib.asynccontextmanager
+    async def lifespan(app: FastAPI):
+        if poll:
+            holder.start()
+        try:
+            yield
+        finally:
+            holder.stop()
+
+    app = FastAPI(title="hm_recsys recommendations", lifespan=lifespan,
+                  description="The production week's 12 articles per customer, from the serving snapshot Dagster publishes.")
+    app.state.holder = holder
+
+    def unavailable() -> JSONResponse:
+        return JSONResponse(holder.not_ready(), status_code=503)
+
+    @app.get("/recommendations/{customer_id}")
+    async def recommendations(
+        customer_id: str = PathParam(..., max_length=256, description="customer_id as in customers.csv (64 lowercase hex)"),
+        n: int = Query(K, ge=1, le=K, description="how many articles (1..12)"),
+        age: int | None = Query(None, ge=0, le=150, description="for a customer the week does not know: their age picks the fallback list"),
+    ):
+        snap = holder.snapshot  # read once: the whole answer comes from this object
+        if snap is None:
+            return unavailable()
+        rec = snap.recommend(customer_id, n, age)
+        if rec.source == "fallback" and CUSTOMER_ID.fullmatch(customer_id) is None:
+            raise HTTPException(422, detail=f"malformed customer_id {customer_id[:80]!r}: expected {CUSTOMER_ID_LENGTH} lowercase hex characters")
+        return {"customer_id": customer_id, "articles": rec.articles, "week": rec.week, "version": rec.version,
+                "source": rec.source, "fallback": rec.fallback}
+
+    @app.get("/health")
+    async def health():
+        snap = holder.snapshot
+        if snap is None:
+            return JSONResponse({"status": "not_ready", **holder.not_ready()}, status_code=503)
+        return {"status": "ready", **_describe(snap), "refused": holder.refused}
+
+    @app.get("/version")
+    async def version():
+        snap = holder.snapshot
+        if snap is None:
+            return unavailable()
+        return {**_describe(snap), "manifest": snap.manifest}
+
+    return app
