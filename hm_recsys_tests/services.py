@@ -182,11 +182,13 @@ class Cluster:
     data_dir: Path
     storage_dir: Path  # HM_DAGSTER_STORAGE: fs IO manager outputs and compute logs, on the shared filesystem
     procs: list = field(default_factory=list)
+    extra_env: dict = field(default_factory=dict)  # the code location's settings (HM_CONFIG, HM_EVAL_WEEKS, ...)
 
     @property
     def env(self) -> dict[str, str]:
         return {**self.pg.env, "HM_DATA_DIR": str(self.data_dir), "HM_DAGSTER_STORAGE": str(self.storage_dir),
-                "HM_EXECUTOR": "celery", "HM_CELERY_BROKER": self.broker, "HM_CELERY_BACKEND": self.broker}
+                "HM_EXECUTOR": "celery", "HM_CELERY_BROKER": self.broker, "HM_CELERY_BACKEND": self.broker,
+                **self.extra_env}
 
     def process_env(self, home: Path) -> dict[str, str]:
         """The environment of one process: the shared settings, its own HOME and DAGSTER_HOME (a copy of the
@@ -222,42 +224,101 @@ def _environ(values: dict[str, str]):
                 os.environ[k] = v
 
 
+class CeleryWorker:
+    """``dagster-celery worker start`` on one queue, named ``<queue>`` (Celery records ``<queue>@<hostname>``),
+    ``concurrency`` tasks at a time, a fresh pool child per task (TensorFlow/torch keep global state), in its own
+    working directory and HOME. Its config YAML carries the profile's Celery settings (``jobs.celery_settings``:
+    late acknowledgement, redelivery of lost tasks) besides the broker.
+
+    Processes: ``proc`` is the ``dagster-celery`` wrapper (its own session), which starts the Celery worker's main
+    process (``celery -A dagster_celery.app worker``, ``main_pid``), which forks the pool child executing a task."""
+
+    def __init__(self, cluster: Cluster, queue: str, workdir: Path, concurrency: int = 1, max_tasks_per_child: int = 1,
+                 timeout: float = 120.0):
+        self.cluster, self.queue, self.workdir = cluster, queue, workdir
+        self.concurrency, self.max_tasks_per_child, self.timeout = concurrency, max_tasks_per_child, timeout
+        self.node = f"{queue}@{socket.gethostname()}"
+        self.proc: subprocess.Popen | None = None
+        self.log = workdir / "worker.log"
+
+    @property
+    def command(self) -> list:
+        return [VENV_BIN / "dagster-celery", "worker", "start", "-A", "dagster_celery.app", "-q", self.queue, "--name",
+                self.queue, "-y", self.workdir / "celery.yaml", "--", "--concurrency", self.concurrency,
+                "--max-tasks-per-child", self.max_tasks_per_child, "--without-gossip", "--without-mingle"]
+
+    def start(self) -> str:
+        """Start it and wait until it answers a ping over the broker; returns its node name."""
+        import yaml
+
+        from hm_recsys.defs.jobs import celery_settings
+
+        self.workdir.mkdir(parents=True, exist_ok=True)
+        env = self.cluster.process_env(self.workdir / "home")
+        config = {"execution": {"config": {"broker": self.cluster.broker, "backend": self.cluster.broker,
+                                           "config_source": celery_settings(env)}}}
+        (self.workdir / "celery.yaml").write_text(yaml.safe_dump(config))
+        self.proc = _popen(self.command, self.log, cwd=self.workdir, env=env)
+        self.cluster.procs.append(self.proc)
+        from celery import Celery
+
+        app = Celery(broker=self.cluster.broker, backend=self.cluster.broker)
+        try:
+            _wait(lambda: app.control.ping(destination=[self.node], timeout=1.0), f"celery worker {self.node}",
+                  self.proc, timeout=self.timeout, log=self.log)
+        finally:
+            app.close()
+        return self.node
+
+    def stop(self) -> None:
+        """Warm shutdown (SIGTERM to its process group: the task in flight finishes first)."""
+        if self.proc is not None:
+            stop(self.proc, signal.SIGTERM, timeout=60)
+            self.proc = None
+
+    @property
+    def main_pid(self) -> int | None:
+        """The Celery worker's main process (the wrapper's child)."""
+        if self.proc is None:
+            return None
+        for pid in _group_members(self.proc.pid):
+            with contextlib.suppress(OSError):
+                if _ppid(pid) == self.proc.pid and b"worker" in Path(f"/proc/{pid}/cmdline").read_bytes():
+                    return pid
+        return None
+
+    def pool_children(self) -> list[int]:
+        """The pool processes that execute tasks (children of the main process)."""
+        main = self.main_pid
+        return [] if main is None else [pid for pid in _group_members(self.proc.pid) if _ppid(pid) == main]
+
+
+def _ppid(pid: int) -> int:
+    return int(Path(f"/proc/{pid}/stat").read_text().rsplit(")", 1)[1].split()[1])
+
+
 @contextlib.contextmanager
 def celery_worker(cluster: Cluster, queue: str, workdir: Path, concurrency: int = 1,
                   max_tasks_per_child: int = 1, timeout: float = 120.0) -> Iterator[str]:
-    """``dagster-celery worker start`` on one queue, named ``<queue>`` (Celery records ``<queue>@<hostname>``),
-    one task at a time, a fresh child process per task (TensorFlow/torch keep global state). Yields the
-    worker's node name once it answers a ping over the broker."""
-    workdir.mkdir(parents=True, exist_ok=True)
-    env = cluster.process_env(workdir / "home")
-    config = workdir / "celery.yaml"
-    config.write_text(f"execution:\n  config:\n    broker: '{cluster.broker}'\n    backend: '{cluster.broker}'\n")
-    log = workdir / "worker.log"
-    cmd = [VENV_BIN / "dagster-celery", "worker", "start", "-A", "dagster_celery.app", "-q", queue, "--name", queue,
-           "-y", config, "--", "--concurrency", concurrency, "--max-tasks-per-child", max_tasks_per_child,
-           "--without-gossip", "--without-mingle"]
-    proc = _popen(cmd, log, cwd=workdir, env=env)
-    cluster.procs.append(proc)
-    node = f"{queue}@{socket.gethostname()}"
+    """A started ``CeleryWorker``; yields its node name, stops it on exit."""
+    worker = CeleryWorker(cluster, queue, workdir, concurrency, max_tasks_per_child, timeout)
     try:
-        from celery import Celery
-
-        app = Celery(broker=cluster.broker, backend=cluster.broker)
-        _wait(lambda: app.control.ping(destination=[node], timeout=1.0), f"celery worker {node}", proc,
-              timeout=timeout, log=log)
-        yield node
+        yield worker.start()
     finally:
-        stop(proc, signal.SIGTERM, timeout=60)
+        worker.stop()
+
+
+DAEMON_COMMAND = [VENV_BIN / "dagster-daemon", "run", "-w", REPO / "workspace.yaml"]
 
 
 @contextlib.contextmanager
 def dagster_daemon(cluster: Cluster, workdir: Path, timeout: float = 180.0) -> Iterator[subprocess.Popen]:
     """``dagster-daemon run -w workspace.yaml`` from the repository root (the workspace's working directory):
-    dequeues runs (QueuedRunCoordinator), launches them (DefaultRunLauncher), monitors and retries them."""
+    dequeues runs (QueuedRunCoordinator), launches them (MonitoredRunLauncher), monitors and retries them."""
     workdir.mkdir(parents=True, exist_ok=True)
     env = cluster.process_env(workdir / "home")
     log = workdir / "daemon.log"
-    proc = _popen([VENV_BIN / "dagster-daemon", "run", "-w", REPO / "workspace.yaml"], log, cwd=REPO, env=env)
+    proc = _popen(DAEMON_COMMAND, log, cwd=REPO, env=env)
     cluster.procs.append(proc)
     instance = cluster.instance(workdir / "probe")
 
@@ -315,16 +376,22 @@ def stop_instigators(cluster: Cluster, workdir: Path) -> list[str]:
 
 
 @contextlib.contextmanager
-def cluster_services(data_dir: Path, workdir: Path, queues=("cpu", "gpu"), automation: bool = False) -> Iterator[Cluster]:
+def cluster_services(data_dir: Path, workdir: Path, queues=("cpu", "gpu"), automation: bool = False,
+                     env: dict[str, str] | None = None) -> Iterator[Cluster]:
     """PostgreSQL + Redis + one Celery worker per queue + the daemon, for one data root. ``automation``:
-    leave the sensors and schedules as the code declares them (on), else stop them before the daemon starts."""
+    leave the sensors and schedules as the code declares them (on), else stop them before the daemon starts.
+    ``env``: more settings every process sees (the code location loads the same definitions everywhere).
+    ``cluster.workers``: node names; ``cluster.worker[queue]``: the ``CeleryWorker`` (to stop, kill, restart)."""
     storage = data_dir / "dagster_storage"
     storage.mkdir(parents=True, exist_ok=True)
     with postgres() as pg, redis_server() as broker:
-        cluster = Cluster(pg, broker, data_dir, storage)
+        cluster = Cluster(pg, broker, data_dir, storage, extra_env=dict(env or {}))
         cluster.stopped = [] if automation else stop_instigators(cluster, workdir / "setup")
+        cluster.worker = {q: CeleryWorker(cluster, q, workdir / f"worker-{q}") for q in queues}
         with contextlib.ExitStack() as stack:
-            cluster.workers = [stack.enter_context(celery_worker(cluster, q, workdir / f"worker-{q}")) for q in queues]
+            for worker in cluster.worker.values():
+                stack.callback(worker.stop)
+            cluster.workers = [worker.start() for worker in cluster.worker.values()]
             stack.enter_context(dagster_daemon(cluster, workdir / "daemon"))
             yield cluster
 

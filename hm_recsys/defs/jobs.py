@@ -23,6 +23,11 @@ MAX_CONCURRENT = 2  # steps per run (2 cores)
 
 EXECUTOR_ENV = "HM_EXECUTOR"
 BROKER_ENV, BACKEND_ENV = "HM_CELERY_BROKER", "HM_CELERY_BACKEND"
+VISIBILITY_ENV = "HM_CELERY_VISIBILITY_TIMEOUT_S"
+# A lost task (its worker killed, its machine gone) comes back after this long on a Redis broker: longer than
+# any step (the longest at full scale, a cold two_tower_model, took ~1,500 s), or a healthy step would be sent
+# a second time while it runs (deduplicated once it has succeeded, but a second worker of the queue would run it).
+VISIBILITY_TIMEOUT_S = 3 * 3600
 
 # Routing of every step. Celery reads the queue tag; dagster-k8s's k8s_job_executor / K8sRunLauncher read the
 # container config (one card per GPU step). Each asset passes one of these as op_tags (merged with any others).
@@ -32,6 +37,48 @@ GPU_TAGS = {
     QUEUE_TAG: "gpu",
     "dagster-k8s/config": {"container_config": {"resources": {"limits": {"nvidia.com/gpu": 1}}}},
 }
+
+
+def celery_settings(env=None) -> dict:
+    """The Celery settings of the cluster profile: the executor's ``config_source`` (the run worker's app) and
+    the same block in every worker's config YAML (``execution: config: config_source:``), which is where the
+    worker-side ones take effect.
+
+    A step's task is acknowledged when it ends, not when a worker takes it (``task_acks_late``):
+
+    - the process executing it dies (OOM kill, kill -9 of the pool child): the worker's main process sees the
+      child lost and puts the task back at once (``task_reject_on_worker_lost``), its next child runs it again;
+    - the whole worker dies (kill -9 of its main process, whose pool child dies with it: Celery sets the child's
+      parent-death signal; or the machine): the task stays unacknowledged in Redis and comes back once it is
+      ``visibility_timeout`` old, taken by the queue's next worker (the restarted one). No Dagster run failed:
+      the run worker waits for the task's result all along, its ``gpu`` slot held.
+
+    ``worker_deduplicate_successful_tasks``: a task sent again after it succeeded (a long step outliving the
+    visibility timeout, a worker killed between storing the result and acknowledging) is skipped, not run twice.
+    Each worker reserves no task beyond the one it runs (prefetch 1: a busy worker does not hoard the queue).
+    """
+    env = os.environ if env is None else env
+    raw = env.get(VISIBILITY_ENV, "").strip()
+    try:
+        visibility = int(raw) if raw else VISIBILITY_TIMEOUT_S
+    except ValueError:
+        raise ValueError(f"{VISIBILITY_ENV}={raw!r}: expected whole seconds") from None
+    if visibility < 1:
+        raise ValueError(f"{VISIBILITY_ENV}={visibility}: expected at least 1")
+    return {
+        "task_acks_late": True,
+        "task_reject_on_worker_lost": True,
+        "worker_deduplicate_successful_tasks": True,
+        "worker_prefetch_multiplier": 1,
+        "broker_transport_options": {
+            # dagster_celery's defaults (replaced as a whole by this key), then the redelivery of lost tasks
+            "max_retries": 3, "interval_start": 0, "interval_step": 0.2, "interval_max": 0.5,
+            "visibility_timeout": visibility,
+            # every consumer sweeps for tasks past the timeout this often (kombu: every 10 s, scanning every 10th)
+            "unacked_restore_interval": max(1, min(60, visibility // 6)),
+            "unacked_restore_throttle": 1,
+        },
+    }
 
 
 def executor_from_env(env=None) -> dg.ExecutorDefinition:
@@ -48,6 +95,7 @@ def executor_from_env(env=None) -> dg.ExecutorDefinition:
         return celery_executor.configured({
             "broker": {"env": BROKER_ENV},
             "backend": {"env": BACKEND_ENV if env.get(BACKEND_ENV) else BROKER_ENV},
+            "config_source": celery_settings(env),
         })
     raise ValueError(f"{EXECUTOR_ENV}={kind!r}: expected 'multiprocess' or 'celery'")
 
