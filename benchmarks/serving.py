@@ -156,6 +156,7 @@ def main() -> None:
             t3 = time.perf_counter()
             pub2 = S.publish(root, content2)
             t4 = time.perf_counter()
+            conn = http.client.HTTPConnection("127.0.0.1", port, timeout=5)  # the idle one timed out meanwhile
             while json.loads(get(conn, "/version")[1])["version"] != pub2.version:
                 time.sleep(0.02)
             t5 = time.perf_counter()
