@@ -34,7 +34,7 @@ from hm_recsys.paths import DATA_DIR_ENV, DataPaths
 REPO_ROOT = Path(__file__).resolve().parents[2]
 WORKSPACE = REPO_ROOT / "workspace.yaml"
 PID_FILE = "daemon.pid"  # embedded default only: the daemon (or `dagster dev`) serving the data folder
-CLI_INTERVAL_S = 3  # the sensors' interval in a daemon the CLI starts (30 s under `dagster dev`)
+CLI_INTERVAL_S = 5  # the sensors' interval in a daemon the CLI starts (30 s under `dagster dev`): each tick costs CPU
 POLL_S = 1.0
 HEARTBEAT_FRESH_S = 90  # a deployment's daemon beats every 30 s
 FINISHED = {dg.DagsterRunStatus.SUCCESS, dg.DagsterRunStatus.FAILURE, dg.DagsterRunStatus.CANCELED}
