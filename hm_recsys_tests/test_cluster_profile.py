@@ -3,8 +3,12 @@ config; and (slow) one run on PostgreSQL + the daemon + Celery workers over Redi
 
 from __future__ import annotations
 
+import datetime as dt
 import json
 import os
+import re
+import shutil
+import signal
 import socket
 import subprocess
 import sys
@@ -15,6 +19,7 @@ import pytest
 import yaml
 
 from hm_recsys.defs.jobs import CPU_TAGS, GPU_POOL, GPU_TAGS, QUEUE_TAG, executor_from_env
+from hm_recsys_tests.conftest import FAST, artifacts, assert_same_artifacts
 from hm_recsys_tests.services import CLUSTER_YAML, REPO, VENV_BIN, cluster_services
 
 GPU_ASSETS = {"image_embeddings", "two_tower_model", "two_tower_finetuned", "retrieval_candidates",
@@ -86,6 +91,26 @@ def test_celery_executor_config_resolves_from_env(monkeypatch):
         "redis://127.0.0.1:6390/0", "redis://127.0.0.1:6390/1")
     broker_only = executor_from_env({"HM_EXECUTOR": "celery", "HM_CELERY_BROKER": "x"})
     assert broker_only.config_schema.resolve_config({}).value["config"]["backend"] == "redis://127.0.0.1:6390/0"
+
+
+def test_celery_settings_redeliver_lost_tasks(monkeypatch):
+    """Late acknowledgement, requeue on a lost pool child, dedup of redelivered successes, prefetch 1; the visibility
+    timeout from HM_CELERY_VISIBILITY_TIMEOUT_S (default: longer than any step), in the executor's config_source."""
+    from hm_recsys.defs.jobs import VISIBILITY_TIMEOUT_S, celery_settings
+
+    monkeypatch.setenv("HM_CELERY_BROKER", "redis://127.0.0.1:6390/0")
+
+    default = celery_settings({})
+    assert default["task_acks_late"] and default["task_reject_on_worker_lost"]
+    assert default["worker_deduplicate_successful_tasks"] and default["worker_prefetch_multiplier"] == 1
+    assert default["broker_transport_options"]["visibility_timeout"] == VISIBILITY_TIMEOUT_S >= 2 * 1500
+    short = celery_settings({"HM_CELERY_VISIBILITY_TIMEOUT_S": "30"})["broker_transport_options"]
+    assert (short["visibility_timeout"], short["unacked_restore_interval"], short["unacked_restore_throttle"]) == (30, 5, 1)
+    with pytest.raises(ValueError, match="HM_CELERY_VISIBILITY_TIMEOUT_S"):
+        celery_settings({"HM_CELERY_VISIBILITY_TIMEOUT_S": "soon"})
+    celery = executor_from_env({"HM_EXECUTOR": "celery", "HM_CELERY_BROKER": "x", "HM_CELERY_VISIBILITY_TIMEOUT_S": "30"})
+    resolved = celery.config_schema.resolve_config({})
+    assert resolved.value["config"]["config_source"] == celery_settings({"HM_CELERY_VISIBILITY_TIMEOUT_S": "30"})
 
 
 def test_default_profile_does_not_import_celery(tiny_world):
@@ -206,3 +231,263 @@ def test_tables_job_on_the_cluster_profile(tmp_path):
                        "image_embeddings": f"gpu@{host}"}
     assert (data / "tables").is_dir() and (data / "embeddings" / "image_embeddings.parquet").exists()
     print(f"services up in {up:.1f} s, launch to finished run {ran:.1f} s")
+
+
+# --- end to end through the CLI: `hm-recsys backtest` as a client of the cluster profile --------------------------
+#
+# One stack for the module: PostgreSQL, Redis, dagster-daemon (automation sensors on) and two Celery workers, `cpu`
+# and `gpu`, each in its own working directory and HOME, sharing only the database, the broker and the data root.
+# The tests run in file order on it: the backtest, its artifacts, the gpu worker stopped, the gpu worker killed.
+
+VISIBILITY_S = 30  # lost tasks come back after 30 s here (the profile's default is 3 h: see jobs.celery_settings)
+CLIENT_TIMEOUT_S = 2400  # this 2-core machine shared with other test runs: ~25 s a task (a fresh pool child each)
+_TMP = re.compile(r"(^|/)\.[^/]+\.[0-9a-f]{12}\.tmp(/|$)")  # io._sibling: a killed writer's scratch
+
+
+def _all_executions(instance) -> dict[tuple[str, str], list[str]]:
+    found: dict[tuple[str, str], list[str]] = {}
+    for run in instance.get_runs():
+        for record in instance.all_logs(run.run_id, of_type=dg_engine_event()):
+            data = record.dagster_event.engine_event_data
+            meta = (data.metadata or {}) if data is not None else {}
+            if "Celery worker" in meta:
+                found.setdefault((run.run_id, record.step_key), []).append(meta["Celery worker"].value)
+    return found
+
+
+def dg_engine_event():
+    import dagster as dg
+
+    return dg.DagsterEventType.ENGINE_EVENT
+
+
+def _client(on, *args, wait: bool = True):
+    """`hm-recsys` as a client of the cluster's instance (its own HOME and copy of the cluster dagster.yaml)."""
+    cmd = [sys.executable, "-m", "hm_recsys.cli", *args]
+    if wait:
+        return subprocess.run(cmd, env=on.client_env, cwd=on.client_dir, capture_output=True, text=True,
+                              timeout=CLIENT_TIMEOUT_S)
+    return subprocess.Popen(cmd, env=on.client_env, cwd=on.client_dir, stdout=subprocess.PIPE, stderr=subprocess.PIPE,
+                            text=True)
+
+
+def _finish(proc: subprocess.Popen, timeout: float = CLIENT_TIMEOUT_S):
+    try:
+        out, err = proc.communicate(timeout=timeout)
+    except subprocess.TimeoutExpired:
+        proc.kill()
+        out, err = proc.communicate()
+    return subprocess.CompletedProcess(proc.args, proc.returncode, out, err)
+
+
+def _map_table(stdout: str) -> list[str]:
+    return [line for line in stdout.splitlines() if line.startswith("|")]
+
+
+def _step_events(instance, run_id: str, step: str, kind) -> list:
+    return [r for r in instance.all_logs(run_id, of_type=kind) if r.step_key == step]
+
+
+def _runs_since(instance, since: float) -> list:
+    import dagster as dg
+
+    after = dt.datetime.fromtimestamp(since, tz=dt.timezone.utc)
+    return list(instance.get_runs(dg.RunsFilter(created_after=after)))
+
+
+def _wait_for(what: str, check, timeout: float, every: float = 0.5, client: subprocess.Popen | None = None):
+    deadline = time.monotonic() + timeout
+    while time.monotonic() < deadline:
+        found = check()
+        if found:
+            return found
+        if client is not None and client.poll() is not None:
+            done = _finish(client)
+            raise AssertionError(f"the client ended (rc {done.returncode}) while waiting for {what}\n"
+                                 f"{done.stdout[-3000:]}\n{done.stderr[-3000:]}")
+        time.sleep(every)
+    raise AssertionError(f"timed out after {timeout:.0f} s waiting for {what}")
+
+
+def _comparable(paths) -> dict[str, bytes]:
+    """``artifacts`` less the cluster's shared Dagster storage (compute logs: instance state, like dagster_home)."""
+    return {k: v for k, v in artifacts(paths).items() if not k.startswith("dagster_storage/")}
+
+
+@pytest.fixture(scope="module")
+def on_cluster(backtested, tiny_world, tmp_path_factory):
+    """The stack, then `hm-recsys backtest --weeks 1 --config FAST` as its client on a copy of the tiny world's raw
+    files without images (the embedded default's result of the same files: ``backtested``, computed first)."""
+    from types import SimpleNamespace
+
+    from hm_recsys.paths import DataPaths
+
+    root = tmp_path_factory.mktemp("cluster_cli")
+    data = DataPaths(root / "data")
+    shutil.copytree(tiny_world.raw, data.raw, ignore=shutil.ignore_patterns("images"))  # before the code loads
+    env = {"HM_EVAL_WEEKS": "1", "HM_AUTOMATION_INTERVAL_S": "3", "HM_RETRY_FAILED": "1", "HM_CONFIG": FAST,
+           "HM_CELERY_VISIBILITY_TIMEOUT_S": str(VISIBILITY_S), "TF_CPP_MIN_LOG_LEVEL": "3"}
+    t0 = time.monotonic()
+    with cluster_services(data.root, root / "procs", automation=True, env=env) as cluster:
+        up = time.monotonic() - t0
+        on = SimpleNamespace(cluster=cluster, data=data, root=root, client_dir=root / "client", timings={"services up": up})
+        on.client_env = cluster.process_env(on.client_dir)
+        on.instance = cluster.instance(on.client_dir)
+        try:
+            t1 = time.monotonic()
+            on.backtest = _client(on, "backtest", "--weeks", "1", "--config", FAST)
+            on.timings["backtest"] = time.monotonic() - t1
+            yield on
+        finally:
+            on.instance.dispose()
+            print("cluster timings (s): " + ", ".join(f"{k} {v:.1f}" for k, v in on.timings.items()))
+
+
+@pytest.mark.slow
+def test_cli_backtest_on_the_cluster(on_cluster, backtested):
+    """rc 0 and the MAP table; every GPU-bound step ran on the gpu worker, every other step on the cpu worker (the
+    event log's "Executing steps ... in celery worker" engine events, through Dagster's API)."""
+    import dagster as dg
+
+    out = on_cluster.backtest
+    assert out.returncode == 0, out.stdout[-3000:] + out.stderr[-5000:]
+    assert "MAP@12 by target week" in out.stdout
+    assert _map_table(out.stdout) == _map_table(backtested[1])  # the same scores as the embedded default
+    instance = on_cluster.instance
+    runs = instance.get_runs()
+    assert runs and all(r.status == dg.DagsterRunStatus.SUCCESS for r in runs), [(r.job_name, r.status) for r in runs]
+    assert {r.tags.get("hm_recsys/stage") for r in runs} == {"tables", "week", "ranking"}  # the automation sensors'
+    executions = _all_executions(instance)
+    succeeded = {(r.run_id, s.step_key) for r in runs for s in instance.get_run_step_stats(r.run_id)
+                 if s.status.value == "SUCCESS"}
+    assert succeeded and set(executions) == succeeded
+    host = socket.gethostname()
+    wrong = {key: workers for key, workers in executions.items()
+             if set(workers) != {f"{'gpu' if key[1] in GPU_ASSETS else 'cpu'}@{host}"}}
+    assert wrong == {}
+    assert GPU_ASSETS - {"image_embeddings"} <= {step for _, step in executions}  # no images: its step still runs
+    on_cluster.timings["steps"] = len(executions)
+
+
+@pytest.mark.slow
+def test_cli_backtest_artifacts_match_the_embedded_default(on_cluster, backtested):
+    assert on_cluster.backtest.returncode == 0
+    assert_same_artifacts(_comparable(on_cluster.data), artifacts(backtested[0]))
+
+
+TABLES_STAGE = ("articles", "customers", "transactions", "image_embeddings")
+
+
+@pytest.mark.slow
+def test_gpu_steps_wait_for_the_gpu_worker(on_cluster, backtested):
+    """The gpu worker stopped: the tables are rebuilt (their materializations wiped: automation finds them missing),
+    the cpu worker finishes articles, customers and transactions while image_embeddings waits on the gpu queue;
+    the gpu worker started again, the run finishes and the client returns 0 (nothing else changed: the rebuilt
+    tables have the same content, so no week is unsynced)."""
+    import dagster as dg
+
+    assert on_cluster.backtest.returncode == 0
+    instance, gpu = on_cluster.instance, on_cluster.cluster.worker["gpu"]
+    t0 = time.monotonic()
+    gpu.stop()
+    since = time.time()
+    instance.wipe_assets([dg.AssetKey(a) for a in TABLES_STAGE])
+    client = _client(on_cluster, "backtest", "--weeks", "1", "--config", FAST, wait=False)
+    try:
+        def tables_run():
+            runs = [r for r in _runs_since(instance, since) if r.tags.get("hm_recsys/stage") == "tables"]
+            return runs[0] if runs else None
+
+        run = _wait_for("the tables run", tables_run, 180, client=client)
+
+        def cpu_done():
+            done = {s.step_key for s in instance.get_run_step_stats(run.run_id) if s.status.value == "SUCCESS"}
+            return done >= {"articles", "customers", "transactions"}
+
+        _wait_for("the cpu steps", cpu_done, 300, client=client)
+        time.sleep(5)  # the gpu task has long been sent (its slot free, its inputs done): it waits for a worker
+        submitted = [r.message for r in _step_events(instance, run.run_id, "image_embeddings", dg.DagsterEventType.ENGINE_EVENT)]
+        assert any("Submitting celery task" in m and '"gpu"' in m for m in submitted), submitted
+        assert not any("in celery worker" in m for m in submitted), submitted
+        assert not _step_events(instance, run.run_id, "image_embeddings", dg.DagsterEventType.STEP_START)
+        assert instance.get_run_by_id(run.run_id).status == dg.DagsterRunStatus.STARTED
+        waited = time.monotonic() - t0
+        gpu.start()
+        done = _finish(client)
+    finally:
+        if client.poll() is None:
+            client.kill()
+    assert done.returncode == 0, done.stdout[-3000:] + done.stderr[-5000:]
+    runs = _runs_since(instance, since)
+    assert [(r.tags.get("hm_recsys/stage"), r.status) for r in runs] == [("tables", dg.DagsterRunStatus.SUCCESS)]
+    host = socket.gethostname()
+    executions = {step: workers for (run_id, step), workers in _all_executions(instance).items() if run_id == run.run_id}
+    assert executions == {"articles": [f"cpu@{host}"], "customers": [f"cpu@{host}"], "transactions": [f"cpu@{host}"],
+                          "image_embeddings": [f"gpu@{host}"]}
+    on_cluster.timings["gpu stopped: cpu steps done after"] = waited
+    on_cluster.timings["gpu stopped: whole"] = time.monotonic() - t0
+    assert_same_artifacts(_comparable(on_cluster.data), artifacts(backtested[0]))
+
+
+@pytest.mark.slow
+def test_gpu_worker_killed_inside_a_step(on_cluster, backtested):
+    """kill -9 of the gpu worker's main Celery process while two_tower_model runs on it (the kernel kills its pool
+    child, the process executing the step: Celery sets the child's parent-death signal): the step's task was not
+    acknowledged (task_acks_late), so Redis hands it out again once it is VISIBILITY_S old, to the gpu worker
+    started again; the same run succeeds (no run failed: the run worker waited for the task's result all along)
+    and every artifact is byte-identical to the uninterrupted run."""
+    import dagster as dg
+
+    assert on_cluster.backtest.returncode == 0
+    instance, gpu = on_cluster.instance, on_cluster.cluster.worker["gpu"]
+    key = dg.AssetKey("two_tower_model")
+    week = max(instance.get_materialized_partitions(key))  # the newest week's towers
+    t0 = time.monotonic()
+    since = time.time()
+    instance.wipe_asset_partitions(key, [week])
+    client = _client(on_cluster, "backtest", "--weeks", "1", "--config", FAST, wait=False)
+    try:
+        def started():
+            for run in _runs_since(instance, since):
+                if _step_events(instance, run.run_id, "two_tower_model", dg.DagsterEventType.STEP_START):
+                    return run
+            return None
+
+        run = _wait_for("two_tower_model to start", started, 300, every=0.1, client=client)
+        main, children = gpu.main_pid, gpu.pool_children()
+        assert main and children, (main, children)
+        os.kill(main, signal.SIGKILL)
+        killed_at = time.monotonic()
+        _wait_for("the pool child to die with the worker",
+                  lambda: not [p for p in children if Path(f"/proc/{p}").exists() and _state(p) != "Z"], 10, every=0.1)
+        assert not _step_events(instance, run.run_id, "two_tower_model", dg.DagsterEventType.STEP_SUCCESS), \
+            "the step ended before the kill"
+        _wait_for("the worker wrapper to exit", lambda: gpu.proc.poll() is not None, 30)
+        gpu.start()
+        done = _finish(client)
+    finally:
+        if client.poll() is None:
+            client.kill()
+    assert done.returncode == 0, done.stdout[-3000:] + done.stderr[-5000:]
+    recovered = time.monotonic() - killed_at
+    runs = _runs_since(instance, since)
+    assert [(r.run_id, r.status) for r in runs] == [(run.run_id, dg.DagsterRunStatus.SUCCESS)]
+    assert run.tags.get("dagster/partition") == week
+    host = socket.gethostname()
+    executions = {step: workers for (run_id, step), workers in _all_executions(instance).items() if run_id == run.run_id}
+    assert executions["two_tower_model"] == [f"gpu@{host}", f"gpu@{host}"]  # killed once, run again
+    assert len(_step_events(instance, run.run_id, "two_tower_model", dg.DagsterEventType.STEP_START)) == 2
+    got = _comparable(on_cluster.data)
+    leftovers = sorted(k for k in got if _TMP.search(k))  # the killed attempt's scratch (swept after an hour)
+    assert_same_artifacts({k: v for k, v in got.items() if k not in leftovers}, artifacts(backtested[0]))
+    on_cluster.timings["kill: to success after the kill"] = recovered
+    on_cluster.timings["kill: whole"] = time.monotonic() - t0
+    print(f"killed gpu worker main pid {main} (pool child {children}) inside two_tower_model [{week}]; "
+          f"leftover temporaries: {leftovers}")
+
+
+def _state(pid: int) -> str:
+    try:
+        return Path(f"/proc/{pid}/stat").read_text().rsplit(")", 1)[1].split()[0]
+    except OSError:
+        return "Z"
