@@ -441,10 +441,12 @@ def test_gpu_worker_killed_inside_a_step(on_cluster, backtested):
     assert on_cluster.backtest.returncode == 0
     instance, gpu = on_cluster.instance, on_cluster.cluster.worker["gpu"]
     key = dg.AssetKey("two_tower_model")
-    week = max(instance.get_materialized_partitions(key))  # the newest week's towers
+    weeks = instance.get_materialized_partitions(key)
     t0 = time.monotonic()
     since = time.time()
-    instance.wipe_asset_partitions(key, [week])
+    # PostgreSQL's event log cannot wipe single partitions: every week's towers go missing, automation rebuilds them
+    # one week run at a time (each copies its warm-start link: the same files, so nothing downstream is unsynced)
+    instance.wipe_assets([key])
     client = _client(on_cluster, "backtest", "--weeks", "1", "--config", FAST, wait=False)
     try:
         def started():
@@ -471,8 +473,11 @@ def test_gpu_worker_killed_inside_a_step(on_cluster, backtested):
     assert done.returncode == 0, done.stdout[-3000:] + done.stderr[-5000:]
     recovered = time.monotonic() - killed_at
     runs = _runs_since(instance, since)
-    assert [(r.run_id, r.status) for r in runs] == [(run.run_id, dg.DagsterRunStatus.SUCCESS)]
-    assert run.tags.get("dagster/partition") == week
+    assert run.run_id in {r.run_id for r in runs}
+    assert all(r.status == dg.DagsterRunStatus.SUCCESS for r in runs), [(r.run_id, r.status) for r in runs]
+    assert not [r for r in runs if "dagster/parent_run_id" in r.tags]  # no run failed, none was retried
+    assert {r.tags.get("dagster/partition") for r in runs} == set(weeks)
+    week = run.tags.get("dagster/partition")
     host = socket.gethostname()
     executions = {step: workers for (run_id, step), workers in _all_executions(instance).items() if run_id == run.run_id}
     assert executions["two_tower_model"] == [f"gpu@{host}", f"gpu@{host}"]  # killed once, run again
