@@ -41,6 +41,7 @@ FINISHED = {dg.DagsterRunStatus.SUCCESS, dg.DagsterRunStatus.FAILURE, dg.Dagster
 IN_PROGRESS = [dg.DagsterRunStatus.QUEUED, dg.DagsterRunStatus.NOT_STARTED, dg.DagsterRunStatus.STARTING,
                dg.DagsterRunStatus.STARTED, dg.DagsterRunStatus.CANCELING]
 WILL_RETRY = "dagster/will_retry"
+RETRY_TAG_WAIT_S = 15
 
 
 class PipelineError(RuntimeError):
@@ -217,6 +218,7 @@ def follow(instance: dg.DagsterInstance, since: float, say: Callable[[str], None
     the number of runs once automation has nothing left to request. The first failure that run retries
     will not retry raises its reason."""
     done: set[str] = set()
+    failed_at: dict[str, float] = {}
     left_over = [r.run_id for r in instance.get_runs(dg.RunsFilter(statuses=IN_PROGRESS))]
     last_change, warned = since, False
     created_after = dt.datetime.fromtimestamp(since, tz=dt.timezone.utc)
@@ -228,6 +230,9 @@ def follow(instance: dg.DagsterInstance, since: float, say: Callable[[str], None
             run = record.dagster_run
             if run.run_id in done or run.status not in FINISHED:
                 continue
+            if run.status == dg.DagsterRunStatus.FAILURE and WILL_RETRY not in run.tags \
+                    and time.time() - failed_at.setdefault(run.run_id, time.time()) < RETRY_TAG_WAIT_S:
+                continue  # the instance tags a failed run with its retry decision just after failing it
             done.add(run.run_id)
             end = record.end_time or time.time()
             last_change = max(last_change, end)
@@ -239,7 +244,7 @@ def follow(instance: dg.DagsterInstance, since: float, say: Callable[[str], None
                 say(f"{_label(run)}: run {run.run_id[:8]} ended unfinished ({failure_reason(instance, run)}); "
                     f"run retries launch it again")
             else:
-                raise PipelineError(f"{_label(run)}: {failure_reason(instance, run)}")
+                raise PipelineError(f"{failure_reason(instance, run)} ({_label(run)} run {run.run_id[:8]})")
         if not instance.get_runs(dg.RunsFilter(statuses=IN_PROGRESS), limit=1):
             if _automation_quiet_since(instance, last_change):
                 return len(done)
