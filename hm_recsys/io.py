@@ -198,49 +198,54 @@ def _publish_dir(tmp: Path, path: Path) -> None:
 
 
 @contextlib.contextmanager
-def atomic_path(path: str | os.PathLike) -> Iterator[Path]:
+def _staged(path: str | os.PathLike, publish) -> Iterator[Path]:
+    """A temporary path beside ``path``, handed to ``publish(tmp, path)`` if the block succeeds, removed after."""
+    path = Path(path)
+    path.parent.mkdir(parents=True, exist_ok=True)
+    tmp = _sibling(path, TMP_SUFFIX)
+    try:
+        yield tmp
+        publish(tmp, path)
+    finally:
+        _remove(tmp)
+
+
+def _replace(tmp: Path, path: Path) -> None:
+    if tmp.is_dir() and not tmp.is_symlink():
+        _publish_dir(tmp, path)
+    else:
+        os.replace(tmp, path)
+
+
+def _create(tmp: Path, path: Path) -> None:
+    if tmp.is_dir() and not tmp.is_symlink():
+        try:
+            os.rename(tmp, path)  # fails onto a non-empty directory (or a file)
+        except OSError as exc:
+            if exc.errno not in (errno.EEXIST, errno.ENOTEMPTY, errno.ENOTDIR, errno.EISDIR):
+                raise
+    else:
+        try:
+            os.link(tmp, path)  # fails if the name exists
+        except FileExistsError:
+            pass
+
+
+def atomic_path(path: str | os.PathLike):
     """Yield a temporary path beside ``path``; publish it as ``path`` only if the block succeeds.
 
     Works for files and directories (a directory target is replaced as a whole: ``path`` becomes a link to
     an immutable version folder, switched in one step). Concurrent writers: the last one wins, whole.
     """
-    path = Path(path)
-    path.parent.mkdir(parents=True, exist_ok=True)
-    tmp = _sibling(path, TMP_SUFFIX)
-    try:
-        yield tmp
-        if tmp.is_dir() and not tmp.is_symlink():
-            _publish_dir(tmp, path)
-        else:
-            os.replace(tmp, path)
-    finally:
-        _remove(tmp)
+    return _staged(path, _replace)
 
 
-@contextlib.contextmanager
-def create_once(path: str | os.PathLike) -> Iterator[Path]:
+def create_once(path: str | os.PathLike):
     """Like ``atomic_path`` for a content-keyed ``path`` (same name => same bytes), which is never replaced:
     the temporary is published only if ``path`` does not exist yet, in one step that fails otherwise; then
     (another writer got there first) ours is discarded and theirs stands. Read the result from ``path``.
     """
-    path = Path(path)
-    path.parent.mkdir(parents=True, exist_ok=True)
-    tmp = _sibling(path, TMP_SUFFIX)
-    try:
-        yield tmp
-        if tmp.is_dir() and not tmp.is_symlink():
-            try:
-                os.rename(tmp, path)  # fails onto a non-empty directory (or a file)
-            except OSError as exc:
-                if exc.errno not in (errno.EEXIST, errno.ENOTEMPTY, errno.ENOTDIR, errno.EISDIR):
-                    raise
-        else:
-            try:
-                os.link(tmp, path)  # fails if the name exists
-            except FileExistsError:
-                pass
-    finally:
-        _remove(tmp)
+    return _staged(path, _create)
 
 
 def write_parquet(df: pl.DataFrame, path: str | os.PathLike) -> Path:
