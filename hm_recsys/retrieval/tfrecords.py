@@ -421,21 +421,23 @@ def shard_keys(tables: Tables, weeks: list[TargetWeek], params: tfeat.FeaturePar
     """
     import hashlib
 
+    from hm_recsys import content_hash
+
     if not weeks:
         return {}
     static = hashlib.blake2b(digest_size=16)
     static.update(json.dumps({"format": WEEKLY_FORMAT_VERSION, "params": asdict(params), "seed": seed,
-                              "compression": compression, "n_shards": n_shards, "columns": {c: str(t) for c, t in tables.transactions.schema.items()}},
-                             sort_keys=True).encode())
-    for master in (tables.articles, tables.customers):
-        static.update(master.hash_rows(seed=0).to_numpy().tobytes())
+                              "compression": compression, "n_shards": n_shards}, sort_keys=True).encode())
+    # content_hash, not hash_rows: the keys must not change with the polars version. The empty frame
+    # stands for the transactions' columns and dtypes (in content_hash's own dtype names).
+    for frame in (tables.transactions.head(0), tables.articles, tables.customers):
+        content_hash.update(static, frame)
     ref = min(w.start for w in weeks)
     epoch_days = (ref - dt.date(1970, 1, 1)).days
     rows = tables.transactions.filter(pl.col("t_dat") < max(w.end for w in weeks))
     week_idx = (rows["t_dat"].cast(pl.Int32).to_numpy().astype(np.int64) - epoch_days) // WEEK_DAYS
-    hashes = rows.hash_rows(seed=0).to_numpy()
     order = np.argsort(week_idx, kind="stable")
-    week_idx, hashes = week_idx[order], hashes[order]
+    week_idx, rows = week_idx[order], rows[order]
     data_weeks = np.unique(week_idx)
     chain, done, keys = static, 0, {}
     for w in sorted(weeks, key=lambda w: w.start):
@@ -443,7 +445,7 @@ def shard_keys(tables: Tables, weeks: list[TargetWeek], params: tfeat.FeaturePar
         for idx in data_weeks[done:][data_weeks[done:] <= upto]:
             lo, hi = np.searchsorted(week_idx, [idx, idx + 1])
             chain.update(int(idx + epoch_days // WEEK_DAYS).to_bytes(8, "little", signed=True))
-            chain.update(hashes[lo:hi].tobytes())
+            content_hash.update(chain, rows.slice(int(lo), int(hi - lo)))
             done += 1
         last = chain.copy()
         last.update(w.key.encode())

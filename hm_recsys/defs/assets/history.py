@@ -16,21 +16,23 @@ from hm_recsys.defs.versioning import code_version
 
 
 def history_version(tables_dir, week_key: str) -> tuple[str, dict]:
-    """A content hash of the transactions before the week, the articles and the customers."""
+    """A content hash of the transactions before the week, the articles and the customers.
+
+    ``content_hash`` lays out every byte it hashes itself, so the version survives a polars upgrade
+    (``hash_rows``, used before, is documented as unstable across versions)."""
     import hashlib
 
     import polars as pl
 
+    from hm_recsys import content_hash
     from hm_recsys.weeks import TargetWeek, history
 
     week = TargetWeek.from_key(week_key)
     rows = history(pl.scan_parquet(tables_dir / schema.TRANSACTIONS_TABLE), week).collect()
     h = hashlib.blake2b(digest_size=16)
-    h.update(rows.hash_rows(seed=0).to_numpy().tobytes())
-    h.update(",".join(f"{c}:{t}" for c, t in rows.schema.items()).encode())
+    content_hash.update(h, rows)
     for table in (schema.ARTICLES_TABLE, schema.CUSTOMERS_TABLE):
-        master = pl.read_parquet(tables_dir / table)
-        h.update(master.hash_rows(seed=0).to_numpy().tobytes())
+        content_hash.update(h, pl.read_parquet(tables_dir / table))
     last = rows["t_dat"].max() if rows.height else None
     return h.hexdigest(), {"rows": rows.height, "last_day": str(last), "cutoff": str(week.cutoff)}
 
@@ -38,7 +40,7 @@ def history_version(tables_dir, week_key: str) -> tuple[str, dict]:
 def build(weeks: dg.PartitionsDefinition, automation: dg.AutomationCondition) -> dg.AssetsDefinition:
     @dg.asset(
         partitions_def=weeks, deps=["transactions", "articles", "customers"], group_name="tables",
-        code_version=code_version("1"), kinds={"polars"}, automation_condition=automation, op_tags=CPU_TAGS,
+        code_version=code_version("2"), kinds={"polars"}, automation_condition=automation, op_tags=CPU_TAGS,
     )
     def history(context: dg.AssetExecutionContext, data: DataResource) -> dg.MaterializeResult:
         """The transactions strictly before the week (what it may learn from), versioned by their content."""
