@@ -2,6 +2,7 @@
 
 from __future__ import annotations
 
+import datetime as dt
 import os
 import shutil
 import subprocess
@@ -84,14 +85,25 @@ def assert_same_artifacts(got: dict[str, bytes], want: dict[str, bytes]) -> None
     assert [k for k in want if got[k] != want[k]] == []
 
 
+YESTERDAY = dt.date.today() - dt.timedelta(days=1)
+
+
+def shifted_copy(world: DataPaths, dest: Path, last_day: dt.date) -> DataPaths:
+    """A world's raw files (no images), moved by whole weeks to end on ``last_day``."""
+    from hm_recsys.synth.shift import shift_world_to_end
+
+    paths = DataPaths(dest)
+    shutil.copytree(world.raw, paths.raw, ignore=shutil.ignore_patterns("images"))
+    assert shift_world_to_end(paths.raw, last_day)[1] == last_day
+    return paths
+
+
 @pytest.fixture(scope="session")
 def backtested(tiny_world, tmp_path_factory):
-    """A copy of the tiny world's raw files (without images: they have tests of their own), backtested
-    for its last week through the CLI."""
-    paths = DataPaths(tmp_path_factory.mktemp("backtest"))
-    shutil.copytree(tiny_world.raw, paths.raw, ignore=shutil.ignore_patterns("images"))
+    """The tiny world's raw files (without images: they have tests of their own) moved to end yesterday, as a
+    live retailer's data does, and backtested for its newest labelled week through the CLI. The end-to-end tests
+    share it: each copies it, or copies its raw files and compares what it builds with this result."""
+    paths = shifted_copy(tiny_world, tmp_path_factory.mktemp("backtest"), YESTERDAY)
     out = cli(paths, "backtest", "--weeks", "1", "--config", FAST)
     assert out.returncode == 0, out.stdout[-3000:] + out.stderr[-5000:]
     return paths, out.stdout
-
-

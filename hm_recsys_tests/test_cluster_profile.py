@@ -315,16 +315,16 @@ def _comparable(paths) -> dict[str, bytes]:
 
 
 @pytest.fixture(scope="module")
-def on_cluster(backtested, tiny_world, tmp_path_factory):
-    """The stack, then `hm-recsys backtest --weeks 1 --config FAST` as its client on a copy of the tiny world's raw
-    files without images (the embedded default's result of the same files: ``backtested``, computed first)."""
+def on_cluster(backtested, tmp_path_factory):
+    """The stack, then `hm-recsys backtest --weeks 1 --config FAST` as its client on a copy of the shared end-to-end
+    world's raw files (the embedded default's result of the same files: ``backtested``, computed first)."""
     from types import SimpleNamespace
 
     from hm_recsys.paths import DataPaths
 
     root = tmp_path_factory.mktemp("cluster_cli")
     data = DataPaths(root / "data")
-    shutil.copytree(tiny_world.raw, data.raw, ignore=shutil.ignore_patterns("images"))  # before the code loads
+    shutil.copytree(backtested[0].raw, data.raw)  # before the code loads
     env = {"HM_EVAL_WEEKS": "1", "HM_AUTOMATION_INTERVAL_S": "3", "HM_RETRY_FAILED": "1", "HM_CONFIG": FAST,
            "HM_CELERY_VISIBILITY_TIMEOUT_S": str(VISIBILITY_S), "TF_CPP_MIN_LOG_LEVEL": "3"}
     t0 = time.monotonic()

@@ -97,10 +97,28 @@ def reseeded(backtested, tmp_path_factory):
     return cfg, artifacts(uninterrupted), run_count(uninterrupted) - run_count(paths)
 
 
+def _run_inside_a_step(paths: DataPaths) -> str | None:
+    """The id of a started run with a step begun and not ended, through Dagster's API."""
+    import dagster as dg
+
+    with dg.DagsterInstance.from_config(str(paths.dagster_home)) as instance:
+        for run in instance.get_runs(dg.RunsFilter(statuses=[dg.DagsterRunStatus.STARTED])):
+            if any(s.start_time and not s.end_time for s in instance.get_run_step_stats(run.run_id)):
+                return run.run_id
+    return None
+
+
+def _status(paths: DataPaths, run_id: str) -> str:
+    import dagster as dg
+
+    with dg.DagsterInstance.from_config(str(paths.dagster_home)) as instance:
+        return instance.get_run_by_id(run_id).status.value
+
+
 @pytest.mark.parametrize("kill_in_run", [1, 3], ids=["during-tuning", "during-ranker-training"])
 def test_a_killed_command_never_blocks_the_next(backtested, reseeded, kill_in_run, tmp_path):
     """kill -9 of the whole process group while the n-th new run is inside a step; the next command
-    reports what it cleaned up and ends with exactly the uninterrupted result."""
+    reports the killed run and what it cleaned up, and ends with exactly the uninterrupted result."""
     paths, _ = backtested
     cfg, want, new_runs = reseeded
     assert new_runs > kill_in_run  # the kill lands inside the work, not after it
@@ -109,18 +127,22 @@ def test_a_killed_command_never_blocks_the_next(backtested, reseeded, kill_in_ru
     env = {**os.environ, "HM_DATA_DIR": str(killed.root)}
     proc = subprocess.Popen([sys.executable, "-m", "hm_recsys.cli", "backtest", "--weeks", "1", "--config", str(cfg)],
                             env=env, stdout=subprocess.DEVNULL, stderr=subprocess.DEVNULL, start_new_session=True)
-    deadline = time.time() + 900
-    while not (run_count(killed) - before >= kill_in_run and run_count(killed, status="STARTED")):
+    deadline, victim = time.time() + 900, None
+    while victim is None:
         assert time.time() < deadline and proc.poll() is None, "the command ended before the kill point"
-        time.sleep(0.5)
-    time.sleep(3)  # inside a step
+        if run_count(killed) - before >= kill_in_run:
+            victim = _run_inside_a_step(killed)
+        if victim is None:
+            time.sleep(0.2)
     os.killpg(proc.pid, signal.SIGKILL)
     proc.wait()
+    assert _status(killed, victim) == "STARTED", "the step ended before the kill: no killed run to recover"
     (killed.root / "candidates" / ".leftover.parquet.x.tmp").write_bytes(b"half")  # what a kill mid-write leaves
 
     out = cli(killed, "backtest", "--weeks", "1", "--config", str(cfg))
     assert out.returncode == 0, out.stdout[-3000:] + out.stderr[-3000:]
-    assert "run retries launch it again" in out.stdout  # the killed run: failed by run monitoring, retried
+    # the killed run: failed by run monitoring (its code server is gone), then launched again by run retries
+    assert f"run {victim[:8]} ended unfinished" in out.stdout and "run retries launch it again" in out.stdout, out.stdout
     assert "removed leftover temporary" in out.stdout
     assert not list(killed.root.rglob(".*.tmp"))
     assert_same_artifacts(artifacts(killed), want)

@@ -4,16 +4,14 @@ partition, for predict, the weekly schedule and automation, whatever the clock s
 from __future__ import annotations
 
 import datetime as dt
-import shutil
 
 import dagster as dg
 import polars as pl
 import pytest
 
 from hm_recsys.defs.partitions import production_week_key, ranking_weeks_for, target_weeks_for
-from hm_recsys.paths import DataPaths
-from hm_recsys.synth.shift import shift_world_to_end
-from hm_recsys_tests.conftest import FAST, cli
+from hm_recsys_tests import conftest
+from hm_recsys_tests.conftest import FAST, YESTERDAY, cli
 
 UTC = dt.timezone.utc
 TODAY = dt.date(2026, 12, 6)  # a Sunday: the day this was written
@@ -67,17 +65,9 @@ def test_the_schedule_requests_the_production_week():
             assert (request.partition_key, request.run_key) == ("2026-12-02", "retrain-2026-12-02"), tick
 
 
-def shifted_copy(tiny_world: DataPaths, dest, last_day: dt.date) -> DataPaths:
-    """The tiny world's raw files (no images), moved by whole weeks to end on ``last_day``."""
-    paths = DataPaths(dest)
-    shutil.copytree(tiny_world.raw, paths.raw, ignore=shutil.ignore_patterns("images"))
-    assert shift_world_to_end(paths.raw, last_day)[1] == last_day
-    return paths
-
-
 def test_shift_moves_only_dates_by_whole_weeks(tiny_world, tmp_path):
     saturday = dt.date(2026, 12, 5)
-    paths = shifted_copy(tiny_world, tmp_path / "w", saturday)
+    paths = conftest.shifted_copy(tiny_world, tmp_path / "w", saturday)
     for name in ("articles.csv", "customers.csv"):  # no dates there
         assert (paths.raw / name).read_bytes() == (tiny_world.raw / name).read_bytes()
     old = pl.read_csv(tiny_world.raw / "transactions_train.csv", infer_schema=False)
@@ -107,9 +97,8 @@ def test_automation_builds_the_production_week_of_data_ending_yesterday(tiny_wor
     from hm_recsys.defs.assets.raw import RAW_ASSETS, raw_version
     from hm_recsys.definitions import build_definitions
 
-    yesterday = dt.date.today() - dt.timedelta(days=1)
-    production = production_after(yesterday)
-    paths = shifted_copy(tiny_world, tmp_path / "w", yesterday)
+    production = production_after(YESTERDAY)
+    paths = conftest.shifted_copy(tiny_world, tmp_path / "w", YESTERDAY)
     defs = build_definitions(paths)
     graph = defs.resolve_asset_graph()
 
@@ -136,10 +125,10 @@ def test_automation_builds_the_production_week_of_data_ending_yesterday(tiny_wor
 
 
 @pytest.mark.slow
-def test_predict_on_data_ending_yesterday_writes_the_production_week(tiny_world, tmp_path):
-    yesterday = dt.date.today() - dt.timedelta(days=1)
-    production = production_after(yesterday)
-    paths = shifted_copy(tiny_world, tmp_path / "w", yesterday)
+def test_predict_on_data_ending_yesterday_writes_the_production_week(backtested):
+    """The end-to-end tests' shared world ends yesterday (conftest): its production week is next week's."""
+    paths, _ = backtested
+    production = production_after(YESTERDAY)
     out = cli(paths, "predict", "--config", FAST)
     assert out.returncode == 0, out.stdout[-3000:] + out.stderr[-5000:]
     assert f"production week {production}:" in out.stdout

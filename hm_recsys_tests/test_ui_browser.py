@@ -32,7 +32,6 @@ import os
 import re
 import shutil
 import signal
-import socket
 import subprocess
 import sys
 import time
@@ -40,6 +39,8 @@ import urllib.request
 from pathlib import Path
 
 import pytest
+
+from hm_recsys_tests.services import free_port
 
 pytestmark = pytest.mark.slow
 REPO = Path(__file__).resolve().parents[1]
@@ -52,12 +53,6 @@ AUTOMATION = [*((("sensor", f"rebuild_{stage}") for stage in ("tables", "week", 
               ("schedule", "weekly_retraining")]
 TERMINAL_RUN = {"SUCCESS", "FAILURE", "CANCELED"}
 TERMINAL_BACKFILL = {"COMPLETED", "COMPLETED_SUCCESS", "COMPLETED_FAILED", "FAILED", "CANCELED"}
-
-
-def _free_port() -> int:
-    with socket.socket() as s:
-        s.bind(("127.0.0.1", 0))
-        return s.getsockname()[1]
 
 
 class GraphQL:
@@ -140,7 +135,7 @@ def ui(tiny_world, tmp_path):
     log = tmp_path / "ui.log"
     _stop_automation(env, log)
 
-    port = _free_port()
+    port = free_port()
     with log.open("a") as out:
         proc = subprocess.Popen([str(BIN / "hm-recsys"), "ui", "--data-dir", str(paths.root), "--port", str(port)],
                                 cwd=REPO, env=env, stdout=out, stderr=subprocess.STDOUT, start_new_session=True)

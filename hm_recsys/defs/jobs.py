@@ -82,11 +82,15 @@ def celery_settings(env=None) -> dict:
 
 
 def executor_from_env(env=None) -> dg.ExecutorDefinition:
-    """``HM_EXECUTOR``: ``multiprocess`` (default) or ``celery``; dagster_celery is imported only for ``celery``."""
+    """``HM_EXECUTOR``: ``multiprocess`` (default: a process per step, so a step's memory goes back when it ends),
+    ``in_process`` (the run's steps one after another in its own process: no per-step start-up, for small
+    worlds; the end-to-end tests use it) or ``celery``; dagster_celery is imported only for ``celery``."""
     env = os.environ if env is None else env
     kind = env.get(EXECUTOR_ENV, "").strip().lower() or "multiprocess"
     if kind == "multiprocess":
         return dg.multiprocess_executor.configured({"max_concurrent": MAX_CONCURRENT})
+    if kind == "in_process":
+        return dg.in_process_executor
     if kind == "celery":
         from dagster_celery import celery_executor
 
@@ -97,7 +101,7 @@ def executor_from_env(env=None) -> dg.ExecutorDefinition:
             "backend": {"env": BACKEND_ENV if env.get(BACKEND_ENV) else BROKER_ENV},
             "config_source": celery_settings(env),
         })
-    raise ValueError(f"{EXECUTOR_ENV}={kind!r}: expected 'multiprocess' or 'celery'")
+    raise ValueError(f"{EXECUTOR_ENV}={kind!r}: expected 'multiprocess', 'in_process' or 'celery'")
 
 
 EXECUTOR = executor_from_env()
@@ -113,6 +117,9 @@ RANKING = dg.AssetSelection.assets("ranker_hparams", "ranker_model", "final", "e
 
 
 STAGE_TAG = "hm_recsys/stage"  # dagster.yaml's run queue limits week runs by it
+# A run in flight: queued, starting, running or being cancelled (not yet SUCCESS, FAILURE or CANCELED).
+IN_PROGRESS = [dg.DagsterRunStatus.QUEUED, dg.DagsterRunStatus.NOT_STARTED, dg.DagsterRunStatus.STARTING,
+               dg.DagsterRunStatus.STARTED, dg.DagsterRunStatus.CANCELING]
 
 
 def stages() -> dict[str, dg.AssetSelection]:
