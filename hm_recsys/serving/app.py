@@ -7,6 +7,8 @@
   1..12 too. No snapshot loaded yet: 503 naming what to build.
 - ``GET /health``: 200 once a snapshot is loaded, 503 before; either way the last refused snapshot and why.
 - ``GET /version``: the loaded snapshot's week, version, manifest and load time.
+- ``GET /page`` (``/`` redirects there), ``/page/data``, ``/page/random``, ``/images/...``: the merchandiser's
+  page over the same snapshot, its data read lazily per request from the data folder (``page.py``).
 
 A background thread reads ``<data>/serving/current`` every ``poll_s`` seconds; when it names another
 snapshot, the thread loads and validates it and then replaces the one reference every request reads
@@ -26,10 +28,12 @@ import threading
 import time
 from pathlib import Path
 
-from fastapi import FastAPI, HTTPException, Path as PathParam, Query
-from fastapi.responses import JSONResponse
+from fastapi import FastAPI, HTTPException, Query
+from fastapi import Path as PathParam
+from fastapi.responses import FileResponse, HTMLResponse, JSONResponse, RedirectResponse, Response
 
 from hm_recsys.schema import CUSTOMER_ID_LENGTH
+from hm_recsys.serving.page import PageInputError, PageReader, parse_age, render_page, resolve_image
 from hm_recsys.serving.snapshot import K, Snapshot, SnapshotError, load_snapshot, read_pointer
 
 log = logging.getLogger("hm_recsys.serving")
@@ -106,10 +110,13 @@ def _describe(snap: Snapshot) -> dict:
             "load_seconds": round(snap.load_seconds, 3), "path": str(snap.path)}
 
 
-def create_app(root: str | Path, *, poll_s: float = 1.0, retry_s: float = 30.0, poll: bool = True) -> FastAPI:
+def create_app(root: str | Path, *, poll_s: float = 1.0, retry_s: float = 30.0, poll: bool = True,
+               data_root: str | Path | None = None) -> FastAPI:
     """The API over ``root`` (``<data>/serving``). ``poll``: start the background poller with the app
-    (tests may drive ``app.state.holder.poll_once()`` themselves instead)."""
+    (tests may drive ``app.state.holder.poll_once()`` themselves instead). ``data_root``: the data folder
+    the page reads tables, candidates and images from (default: ``root``'s parent)."""
     holder = SnapshotHolder(root, poll_s=poll_s, retry_s=retry_s)
+    reader = PageReader(Path(root).parent if data_root is None else data_root)
 
     @contextlib.asynccontextmanager
     async def lifespan(app: FastAPI):
@@ -123,6 +130,7 @@ def create_app(root: str | Path, *, poll_s: float = 1.0, retry_s: float = 30.0, 
     app = FastAPI(title="hm_recsys recommendations", lifespan=lifespan,
                   description="The production week's 12 articles per customer, from the serving snapshot Dagster publishes.")
     app.state.holder = holder
+    app.state.page = reader
 
     def unavailable() -> JSONResponse:
         return JSONResponse(holder.not_ready(), status_code=503)
@@ -138,7 +146,8 @@ def create_app(root: str | Path, *, poll_s: float = 1.0, retry_s: float = 30.0, 
             return unavailable()
         rec = snap.recommend(customer_id, n, age)
         if rec.source == "fallback" and CUSTOMER_ID.fullmatch(customer_id) is None:
-            raise HTTPException(422, detail=f"malformed customer_id {customer_id[:80]!r}: expected {CUSTOMER_ID_LENGTH} lowercase hex characters")
+            raise HTTPException(422, detail=f"malformed customer_id {customer_id[:80]!r}: "
+                                            f"expected {CUSTOMER_ID_LENGTH} lowercase hex characters")
         return {"customer_id": customer_id, "articles": rec.articles, "week": rec.week, "version": rec.version,
                 "source": rec.source, "fallback": rec.fallback}
 
@@ -155,5 +164,54 @@ def create_app(root: str | Path, *, poll_s: float = 1.0, retry_s: float = 30.0, 
         if snap is None:
             return unavailable()
         return {**_describe(snap), "manifest": snap.manifest}
+
+    # The page's handlers are plain functions: Starlette runs them in its thread pool, so their file reads
+    # never hold up the event loop that answers /recommendations.
+
+    def page_view(customer_id: str | None, age: str | None) -> tuple[Snapshot | None, dict | None, str | None, int]:
+        snap = holder.snapshot  # read once: the whole page comes from this object (and its week)
+        if snap is None:
+            return None, None, holder.not_ready()["detail"], 503
+        if not customer_id:
+            return snap, None, None, 200
+        try:
+            return snap, reader.view(snap, customer_id.strip(), parse_age(age)), None, 200
+        except PageInputError as e:
+            return snap, None, str(e), 422
+        except TimeoutError as e:
+            return snap, None, f"the page is busy, try again: {e}", 503
+
+    @app.get("/", include_in_schema=False)
+    def index():
+        return RedirectResponse("/page", status_code=307)
+
+    @app.get("/page", response_class=HTMLResponse, summary="the merchandiser's page: a customer's purchases and recommendations")
+    def page(customer_id: str | None = Query(None, description="customer_id (64 lowercase hex)"),
+             age: str | None = Query(None, description="for an id the week does not know: picks the fallback list")):
+        snap, view, error, status = page_view(customer_id, age)
+        body = render_page(snap=snap, view=view, customer_id=customer_id or "", age=age or "", error=error)
+        return HTMLResponse(body, status_code=status, headers={"Cache-Control": "no-store"})
+
+    @app.get("/page/data", summary="what /page shows, as JSON")
+    def page_data(customer_id: str = Query(..., description="customer_id (64 lowercase hex)"),
+                  age: str | None = Query(None)):
+        snap, view, error, status = page_view(customer_id, age)
+        return view if error is None else JSONResponse({"detail": error}, status_code=status)
+
+    @app.get("/page/random", summary="redirect to the page of a random customer of the served snapshot")
+    def page_random():
+        snap = holder.snapshot
+        customer_id = None if snap is None else reader.random_customer(snap)
+        if customer_id is None:
+            body = render_page(snap=snap, error=holder.not_ready()["detail"] if snap is None else "the snapshot has no customer")
+            return HTMLResponse(body, status_code=503)
+        return RedirectResponse(f"/page?customer_id={customer_id}", status_code=303)
+
+    @app.get("/images/{rel:path}", include_in_schema=False)
+    def image(rel: str):
+        path = resolve_image(reader.paths.images, rel)
+        if path is None:
+            return Response("not found", status_code=404, media_type="text/plain")
+        return FileResponse(path, media_type="image/jpeg", headers={"Cache-Control": "public, max-age=86400"})
 
     return app
