@@ -61,7 +61,7 @@ def test_definitions_snapshot(tiny_world, monkeypatch):
             assert node.description and "``" not in node.description and "\n" not in node.description.strip(), key
     checks = {(k.asset_key.to_user_string(), k.name) for k in graph.asset_check_keys}
     assert {("final", "one_row_per_customer_12_known_articles"), ("transactions", "keys_unique_and_joinable"),
-            ("als_candidates", "candidate_contract"), ("retrieval_candidates", "recall_at_least_last_week_popular"),
+            ("als_candidates", "candidate_contract"), ("evaluation", "recall_at_least_last_week_popular"),
             ("evaluation", "final_at_least_best_heuristic")} <= checks
     for job in ("tables_job", "week_job", "ranking_job"):
         defs.resolve_job_def(job)

@@ -37,19 +37,11 @@ def _defaults_version(fn) -> str:
     return dict_hash(defaults)
 
 
-def _source_metadata(frame, tables, week) -> dict:
-    from hm_recsys import metrics
-    from hm_recsys.weeks import labels
-
+def _source_metadata(frame) -> dict:
+    """Size only: recall needs the week's purchases, which no candidate asset declares (the evaluation does)."""
     per_customer = frame.group_by("customer_idx").len()
-    meta = {"rows": frame.height, "customers": per_customer.height,
+    return {"rows": frame.height, "customers": per_customer.height,
             "mean_per_customer": float(per_customer["len"].mean() or 0.0)}
-    truth = labels(tables.transactions, week)
-    if truth.height:
-        buyers = truth.select("customer_idx").unique()
-        on_buyers = frame.join(buyers, on="customer_idx", how="semi")
-        meta |= {"recall": metrics.recall(on_buyers, truth), "candidates_for_buyers": on_buyers.height}
-    return meta
 
 
 def _candidates_path(data: DataResource, key: str, name: str):
@@ -88,7 +80,7 @@ def _source_asset(name: str, fn, weeks, automation) -> dg.AssetsDefinition:
         frame = fn(tables, week)
         path = io.write_parquet(frame, _candidates_path(data, week.key, name))
         return dg.MaterializeResult(data_version=data_version(path),
-                                    metadata={"path": dg.MetadataValue.path(str(path)), **_source_metadata(frame, tables, week)},
+                                    metadata={"path": dg.MetadataValue.path(str(path)), **_source_metadata(frame)},
                                     check_results=[checks.check_contract(frame, name, tables)])
 
     return _asset
@@ -112,7 +104,7 @@ def build(weeks: dg.PartitionsDefinition, ranking_weeks: dg.PartitionsDefinition
     def candidates(context: dg.AssetExecutionContext, config: BucketConfig, data: DataResource) -> dg.MaterializeResult:
         """Union of every source, one customer bucket at a time; each source's score and rank kept as ranker features."""
         from hm_recsys.candidates.union import write_union_buckets
-        from hm_recsys.weeks import TargetWeek, labels
+        from hm_recsys.weeks import TargetWeek
 
         week = TargetWeek.from_key(context.partition_key)
         tables = data.tables()
@@ -122,20 +114,16 @@ def build(weeks: dg.PartitionsDefinition, ranking_weeks: dg.PartitionsDefinition
             if not paths[n].exists():
                 asset = f"{n}_candidates" if n in SOURCES else "retrieval_candidates"
                 raise MissingUpstream(f"{asset} has no partition {week.key} ({paths[n]} is missing): materialize it first")
-        truth = labels(tables.transactions, week)
-        out = _union_dir(data, week.key)
-        info = write_union_buckets(paths, out, tables.n_customers, config.bucket_customers,
-                                   purchases=truth if truth.height else None)
+        out = _union_dir(data, week.key)  # per-source recall needs the week's purchases: the evaluation's (it declares them)
+        info = write_union_buckets(paths, out, tables.n_customers, config.bucket_customers)
         table = [{"source": n, **stats} for n, stats in info["per_source"].items()]
         meta = {"path": dg.MetadataValue.path(str(out)), "rows": info["rows"], "buckets": info["buckets"],
                 "bucket_customers": info["bucket_customers"], "per_source": markdown_table(table), **config_metadata(config)}
-        if "recall" in info["per_source"]["union"]:
-            meta["recall/union"] = info["per_source"]["union"]["recall"]
         return dg.MaterializeResult(data_version=data_version(out), metadata=meta,
                                     check_results=[checks.check_union_buckets(out, tables)])
 
     @dg.asset(
-        partitions_def=weeks, deps=[candidates, "two_tower_finetuned", "image_embeddings", *TABLES], group_name=GROUP,
+        partitions_def=weeks, deps=[candidates, "image_embeddings", *TABLES], group_name=GROUP,  # what it reads
         code_version=code_version("2"), kinds={"polars", "parquet"}, automation_condition=scored, op_tags=CPU_TAGS,
     )
     def ranker_features(context: dg.AssetExecutionContext, data: DataResource) -> dg.MaterializeResult:
