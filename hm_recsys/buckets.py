@@ -39,10 +39,6 @@ class Bucket:
     start: int
     stop: int
 
-    @property
-    def file_name(self) -> str:
-        return bucket_file_name(self.index)
-
     def rows(self, frame: pl.LazyFrame) -> pl.LazyFrame:
         """Rows of ``frame`` whose customer is in this bucket (a range predicate: Parquet row groups are skipped)."""
         return frame.filter(pl.col("customer_idx").is_between(self.start, self.stop, closed="left"))

@@ -70,3 +70,17 @@ def recall_metrics(recall: dict) -> dict[str, float]:
     flat = {f"recall@{recall['k']}/{n}": recall[n] for n in ("two_tower", "last_week_popular") if n in recall}
     flat |= {f"cold_start/{k}": v for k, v in recall.get("cold_start", {}).items() if isinstance(v, (int, float))}
     return flat | {f"recall/{n}": v for n, v in recall.get("sources", {}).items()}
+
+
+def scored_weeks(reports: list[dict]) -> list[dict]:
+    """MAP@12 per week and recommender: one row per scored report (a week with buyers), newest week first.
+
+    Columns: ``week``, ``buyers``, then the recommenders ordered by the newest week's MAP@12 (best first);
+    a recommender a week did not score is ``None`` there.
+    """
+    scored = sorted((r for r in reports if r["map12"]), key=lambda r: r["week"], reverse=True)
+    if not scored:
+        return []
+    newest = scored[0]["map12"]
+    names = sorted({n for r in scored for n in r["map12"]}, key=lambda n: (n not in newest, -newest.get(n, 0.0), n))
+    return [{"week": r["week"], "buyers": r["buyers"], **{n: r["map12"].get(n) for n in names}} for r in scored]

@@ -8,8 +8,12 @@ from __future__ import annotations
 
 import datetime as dt
 from dataclasses import dataclass
+from typing import TYPE_CHECKING
 
 import polars as pl
+
+if TYPE_CHECKING:
+    from hm_recsys.tables import Tables
 
 WEEK_DAYS = 7
 WEDNESDAY = 2  # date.weekday(): Monday = 0
@@ -76,6 +80,16 @@ def history(transactions: pl.DataFrame | pl.LazyFrame, week: TargetWeek, days: i
     if days is not None:
         cond = cond & (pl.col("t_dat") >= week.cutoff - dt.timedelta(days=days))
     return transactions.filter(cond)
+
+
+def past(tables: Tables, week: TargetWeek, days: int | None = None) -> pl.LazyFrame:
+    """``history`` of the tables' transactions with ``days_ago`` (>= 1: days from the purchase to the cutoff).
+
+    What candidate sources and ranker features read transactions through.
+    """
+    return history(tables.transactions.lazy(), week, days=days).with_columns(
+        days_ago=(pl.lit(week.cutoff) - pl.col("t_dat")).dt.total_days().cast(pl.Int32)
+    )
 
 
 def labels(transactions: pl.DataFrame | pl.LazyFrame, week: TargetWeek):

@@ -135,15 +135,22 @@ def test_raw_files_sensor_reloads_only_after_the_new_raw_versions_are_recorded(t
     monkeypatch.setattr(sensors, "_reload_location", lambda: reloads.append(1) or True)
     sensor = sensors.build_raw_files_sensor({"weeks": [], "config": None}, None)  # built before the data changed
     data = DataResource(data_dir=str(tiny_world.root))
-    cursor, observed = None, []
+    cursor, observed, said = None, [], []
     for _ in range(4):
         result = sensor(dg.build_sensor_context(cursor=cursor, resources={"data": data}))
         observed.append(len(result.asset_events))
+        said.append(result.skip_reason.skip_message)  # it never requests runs: every tick says what it did
         cursor = result.cursor
         if reloads:
             break
     # tick 1: files seen (waiting for them to hold still); tick 2: observations; tick 3: reload
     assert len(observed) == 3 and observed[0] == 0 and observed[1] > 0 and observed[2] == 0 and reloads == [1]
+    assert "hashed once it holds still" in said[0] and "raw_transactions" in said[0]
+    assert "recorded a new content version" in said[1] and "reload once the raw files are observed" in said[1]
+    assert said[2] == f"data weeks or config changed: reloading code location {sensors.LOCATION}"
+    reloaded = sensors.build_raw_files_sensor(sensors.loaded_state(data, None), None)  # the definitions it reloads
+    quiet = reloaded(dg.build_sensor_context(cursor=cursor, resources={"data": data}))
+    assert not quiet.asset_events and quiet.skip_reason.skip_message == "no raw file changed since the last tick"
 
 
 def test_a_weeks_longest_chain_starts_before_the_steps_beside_it(tiny_world):

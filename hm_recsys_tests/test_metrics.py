@@ -1,4 +1,4 @@
-"""MAP@12 and recall against hand-computed values and the reference per-customer apk."""
+"""MAP@12 and recall against hand-computed values and a plain reference MAP@12 written here, not imported."""
 
 import random
 
@@ -6,6 +6,23 @@ import polars as pl
 import pytest
 
 from hm_recsys.metrics import average_precision_at_k, map_at_k, recall, recall_at_k
+
+
+def kaggle_apk(actual: set, predicted: list, k: int = 12) -> float:
+    """AP@k as Kaggle's ``ml_metrics.apk`` computes it: a repeated prediction scores at its first rank only."""
+    predicted = predicted[:k]
+    score, hits = 0.0, 0
+    for i, p in enumerate(predicted):
+        if p in actual and p not in predicted[:i]:
+            hits += 1
+            score += hits / (i + 1)
+    return score / min(len(actual), k) if actual else 0.0
+
+
+def kaggle_map12(predictions: dict, truth: dict) -> float:
+    """The H&M leaderboard's MAP@12: the mean AP@12 over the customers who bought in the week (who did not
+    buy is left out); a buyer without predictions scores 0."""
+    return sum(kaggle_apk(bought, predictions.get(c, [])) for c, bought in truth.items()) / len(truth)
 
 
 def long(recs: dict[int, list[int]]) -> pl.DataFrame:
@@ -38,19 +55,25 @@ def test_only_top_twelve_count_and_duplicates_count_once():
     truth = bought([(0, 5)])
     assert map_at_k(long({0: list(range(100, 112)) + [5]}), truth) == 0.0
     assert map_at_k(long({0: [5, 5, 6]}), truth) == pytest.approx(1.0)
-    assert average_precision_at_k([5, 5, 6], {5}) == pytest.approx(1.0)
+    assert kaggle_apk({5}, [5, 5, 6]) == pytest.approx(1.0)
+    assert kaggle_apk({5, 6}, [5, 5, 6]) == pytest.approx((1 / 1 + 2 / 3) / 2)
 
 
-def test_map_matches_reference_apk_on_random_data():
+def test_map_matches_the_plain_kaggle_map12_on_random_data():
+    """The project's scorer and its per-customer apk against ``kaggle_map12`` above: lists shorter and longer
+    than 12, repeated articles, buyers without a list, listed customers who bought nothing."""
     rng = random.Random(7)
     recs, truth_sets = {}, {}
     for c in range(300):
-        recs[c] = rng.sample(range(60), 12)
+        if rng.random() < 0.9:
+            recs[c] = [rng.randrange(60) for _ in range(rng.randint(1, 16))]
         if rng.random() < 0.7:
             truth_sets[c] = set(rng.sample(range(60), rng.randint(1, 15)))
     truth = bought([(c, a) for c, items in truth_sets.items() for a in items])
-    reference = sum(average_precision_at_k(recs[c], truth_sets[c]) for c in truth_sets) / len(truth_sets)
+    reference = kaggle_map12(recs, truth_sets)
     assert map_at_k(long(recs), truth) == pytest.approx(reference, abs=1e-12)
+    for c, items in truth_sets.items():
+        assert average_precision_at_k(recs.get(c, []), items) == pytest.approx(kaggle_apk(items, recs.get(c, [])), abs=1e-15)
 
 
 def test_recall():

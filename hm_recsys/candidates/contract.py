@@ -7,13 +7,11 @@ broken by the smaller ``article_idx`` so that outputs are deterministic).
 
 from __future__ import annotations
 
-
 import numpy as np
 import polars as pl
 
-from hm_recsys import weeks
 from hm_recsys.tables import Tables
-from hm_recsys.weeks import TargetWeek
+from hm_recsys.weeks import past  # noqa: F401 (the time gate lives in weeks; hm_recsys.serving imports it from here)
 
 CANDIDATE_SCHEMA: dict[str, pl.DataType] = {
     "customer_idx": pl.Int32,
@@ -81,17 +79,6 @@ def target_customers(tables: Tables, customers: pl.Series | None) -> pl.DataFram
             f"customers: customer_idx {bad[0]} is outside the customers table (0..{tables.n_customers - 1})"
         )
     return pl.DataFrame({"customer_idx": customers.cast(pl.Int32).unique().sort()})
-
-
-def past(tables: Tables, week: TargetWeek, days: int | None = None) -> pl.LazyFrame:
-    """Transactions visible to ``week`` (strictly before its start) with ``days_ago`` >= 1 added.
-
-    The single place the sources read transactions from, through ``weeks.history``.
-    """
-    return (
-        weeks.history(tables.transactions.lazy(), week, days=days)
-        .with_columns(days_ago=(pl.lit(week.cutoff) - pl.col("t_dat")).dt.total_days().cast(pl.Int32))
-    )
 
 
 def decay(half_life_days: float) -> pl.Expr:

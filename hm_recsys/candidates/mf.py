@@ -14,9 +14,9 @@ import polars as pl
 import scipy.sparse as sp
 from threadpoolctl import threadpool_limits
 
-from hm_recsys.candidates.contract import decay, empty_candidates, past, rank_within_customer
+from hm_recsys.candidates.contract import decay, empty_candidates, rank_within_customer
 from hm_recsys.tables import Tables
-from hm_recsys.weeks import TargetWeek
+from hm_recsys.weeks import TargetWeek, past
 
 
 def interaction_matrix(

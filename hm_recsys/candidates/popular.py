@@ -12,11 +12,10 @@ import polars as pl
 from hm_recsys.candidates.contract import (
     broadcast_ranking,
     empty_candidates,
-    past,
     target_customers,
 )
 from hm_recsys.tables import Tables
-from hm_recsys.weeks import TargetWeek
+from hm_recsys.weeks import TargetWeek, past
 
 # Lower edges of the age groups (years); ages below the first edge join the first group, null ages form group -1.
 AGE_EDGES: tuple[int, ...] = (16, 20, 23, 26, 30, 35, 40, 45, 50, 55, 60, 65, 70)

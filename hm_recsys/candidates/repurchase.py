@@ -8,9 +8,9 @@ from __future__ import annotations
 
 import polars as pl
 
-from hm_recsys.candidates.contract import decay, past, rank_within_customer, restrict
+from hm_recsys.candidates.contract import decay, rank_within_customer, restrict
 from hm_recsys.tables import Tables
-from hm_recsys.weeks import TargetWeek
+from hm_recsys.weeks import TargetWeek, past
 
 
 def repurchase_candidates(

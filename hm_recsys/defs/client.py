@@ -29,6 +29,7 @@ from typing import Callable
 import dagster as dg
 
 from hm_recsys.defs import automation
+from hm_recsys.defs.jobs import IN_PROGRESS
 from hm_recsys.paths import DATA_DIR_ENV, DataPaths
 
 REPO_ROOT = Path(__file__).resolve().parents[2]
@@ -38,8 +39,6 @@ CLI_INTERVAL_S = 5  # the sensors' interval in a daemon the CLI starts (30 s und
 POLL_S = 1.0
 HEARTBEAT_FRESH_S = 90  # a deployment's daemon beats every 30 s
 FINISHED = {dg.DagsterRunStatus.SUCCESS, dg.DagsterRunStatus.FAILURE, dg.DagsterRunStatus.CANCELED}
-IN_PROGRESS = [dg.DagsterRunStatus.QUEUED, dg.DagsterRunStatus.NOT_STARTED, dg.DagsterRunStatus.STARTING,
-               dg.DagsterRunStatus.STARTED, dg.DagsterRunStatus.CANCELING]
 WILL_RETRY = "dagster/will_retry"
 RETRY_TAG_WAIT_S = 15
 

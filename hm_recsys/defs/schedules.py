@@ -9,7 +9,8 @@ from __future__ import annotations
 
 import dagster as dg
 
-IN_PROGRESS = [dg.DagsterRunStatus.QUEUED, dg.DagsterRunStatus.NOT_STARTED, dg.DagsterRunStatus.STARTING, dg.DagsterRunStatus.STARTED]
+from hm_recsys.defs.jobs import IN_PROGRESS
+
 RETRAIN_CRON = "0 6 * * 3"  # Wednesdays 06:00, after the week that ended on Tuesday is loaded
 
 

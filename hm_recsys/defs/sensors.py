@@ -6,6 +6,9 @@ the source asset's data version; automation then rebuilds what depends on it. Wh
 range or the config file changed, the partitions and code versions in the loaded definitions are out
 of date: the sensor asks the webserver (``$HM_DAGSTER_URL``, set by ``hm-recsys ui``) to reload the
 code location, so a new week appears as a partition and becomes the production week.
+
+It never requests runs, so Dagster records every tick as skipped; the tick's reason says what it did
+(recorded a new version, waits for a file to hold still, reloads), or that nothing changed.
 """
 
 from __future__ import annotations
@@ -68,11 +71,12 @@ def _reload_location() -> bool:
 def build_raw_files_sensor(loaded: dict, config_file) -> dg.SensorDefinition:
     @dg.sensor(name="raw_files", minimum_interval_seconds=INTERVAL_S, default_status=dg.DefaultSensorStatus.RUNNING,
                description="Observes the raw files (content hash) and reloads the code location when the week range or config changes.")
-    def raw_files(context: dg.SensorEvaluationContext, data: DataResource) -> dg.SensorResult | dg.SkipReason:
+    def raw_files(context: dg.SensorEvaluationContext, data: DataResource) -> dg.SensorResult:
         from hm_recsys.ingest import RawDataError
 
         cursor = json.loads(context.cursor) if context.cursor else {}
         events = []
+        new, same, moving, unreadable = [], [], [], []  # what this tick saw, for its skip reason
         settled = True  # every raw file observed at its current content, with nothing new this tick
         for asset in RAW_ASSETS:
             seen = cursor.get(asset, {})
@@ -82,29 +86,41 @@ def build_raw_files_sensor(loaded: dict, config_file) -> dg.SensorDefinition:
             settled = False
             if stamp != seen.get("pending"):  # moved since the last tick: wait until it holds still
                 cursor[asset] = {**seen, "pending": stamp}
+                moving.append(asset)
                 continue
             try:
                 version = raw_version(data, asset)
             except (RawDataError, OSError) as e:
                 context.log.warning(str(e))
+                unreadable.append(asset)
                 continue
             if version != seen.get("version"):
                 events.append(dg.AssetObservation(asset_key=asset, tags={"dagster/data_version": version}))
+                new.append(asset)
+            else:
+                same.append(asset)
             cursor[asset] = {"stamp": stamp, "version": version}
         try:
             now = loaded_state(data, config_file)
         except (RawDataError, OSError, ValueError) as e:
             context.log.warning(f"cannot read the data's week range: {e}")
             now = loaded
+        said = [f"{what}: {', '.join(assets)}" for what, assets in (
+            ("recorded a new content version", new), ("touched, content unchanged", same),
+            ("changed, hashed once it holds still for a tick", moving), ("cannot read (see the warning)", unreadable),
+        ) if assets]
         if now != loaded and cursor.get("reload_requested_for") != now:
             if not settled:
                 # Record the new raw versions first, reload on a later tick. Reloading before let automation
                 # see the new week while its tables still looked synced, and build it from the old tables
                 # (seen in test_ui: that week's fine-tuned towers missed the new rows).
                 context.log.info(f"data weeks or config changed ({loaded} -> {now}): reload once the raw files are observed")
+                said.append("data weeks or config changed: reload once the raw files are observed")
             elif _reload_location():
                 cursor["reload_requested_for"] = now
                 context.log.info(f"data weeks or config changed ({loaded} -> {now}): reloading code location {LOCATION}")
-        return dg.SensorResult(asset_events=events, cursor=json.dumps(cursor))
+                said.append(f"data weeks or config changed: reloading code location {LOCATION}")
+        reason = "; ".join(said) or "no raw file changed since the last tick"
+        return dg.SensorResult(asset_events=events, cursor=json.dumps(cursor), skip_reason=reason)
 
     return raw_files

@@ -1,6 +1,6 @@
 """Ranker features for a candidate frame, all computed as of the target week's cutoff.
 
-Every transaction is read through ``candidates.contract.past`` (that is, ``weeks.history``), so a row
+Every transaction is read through ``weeks.past`` (that is, ``weeks.history``), so a row
 for week W only sees purchases strictly before W.start. Groups of features (prefix): ``u_`` the customer,
 ``a_`` / ``p_`` the article and its product, ``ca_`` / ``cp_`` / ``c_<attribute>_`` the customer's history with
 this article / product / product type, colour, department..., ``ag_`` the customer's age group x article,
@@ -16,11 +16,11 @@ import numpy as np
 import polars as pl
 import scipy.sparse as sp
 
-from hm_recsys.candidates.contract import KEYS, past
-from hm_recsys.candidates.popular import customer_age_groups
 from hm_recsys import schema
+from hm_recsys.candidates.contract import KEYS
+from hm_recsys.candidates.popular import customer_age_groups
 from hm_recsys.tables import Tables
-from hm_recsys.weeks import TargetWeek
+from hm_recsys.weeks import TargetWeek, past
 
 WEEK_COLUMN = "week_start"
 LABEL = "label"
@@ -100,15 +100,10 @@ def _user_features(hist: pl.LazyFrame, static: pl.LazyFrame, customers: pl.LazyF
     )
 
 
-def user_features(tables: Tables, week: TargetWeek, customers: pl.LazyFrame) -> pl.LazyFrame:
-    """Activity over 1/2/4/12 weeks and all history, usual price, channel mix, recency, and static columns."""
-    return _user_features(_history(tables, week, customers), static_customer_features(tables).lazy(), customers)
-
-
-def article_features(tables: Tables, week: TargetWeek) -> pl.LazyFrame:
+def article_features(tables: Tables, hist: pl.LazyFrame) -> pl.LazyFrame:
     """Sales over 1/2/4/12 weeks, trend, days since launch (first sale) and last sale, price, buyers' age,
-    product-level sales, and the attribute codes; one row per article."""
-    hist = past(tables, week).join(
+    product-level sales, and the attribute codes; one row per article. ``hist``: the week's ``past``."""
+    hist = hist.join(
         tables.customers.lazy().select(pl.col("customer_idx").cast(pl.Int32), "age"), on="customer_idx", how="left"
     )
     recent = pl.col("days_ago") <= 28
@@ -176,16 +171,12 @@ def _cross_features(hist: pl.LazyFrame, attrs: pl.LazyFrame, pairs: pl.LazyFrame
     return out.with_columns(pl.col(counts).fill_null(0)).drop(attr_cols)
 
 
-def cross_features(tables: Tables, week: TargetWeek, pairs: pl.LazyFrame) -> pl.LazyFrame:
-    """The customer's past purchases of this article / product / attribute: counts and days since."""
-    hist = _history(tables, week, pairs.select("customer_idx").unique())
-    return _cross_features(hist, _article_history_attributes(tables).lazy(), pairs)
+def age_group_sales(tables: Tables, hist: pl.LazyFrame, days: int = 14) -> pl.DataFrame:
+    """age_group, article_idx, units sold to the group in the last ``days`` days and share of the group's units.
 
-
-def age_group_sales(tables: Tables, week: TargetWeek, days: int = 14) -> pl.DataFrame:
-    """age_group, article_idx, units sold to the group in the last ``days`` days and share of the group's units."""
+    ``hist``: the week's ``past`` (``days_ago <= days`` is ``weeks.history``'s window of ``days`` days)."""
     return (
-        past(tables, week, days)
+        hist.filter(pl.col("days_ago") <= days)
         .join(customer_age_groups(tables).lazy(), on="customer_idx", how="inner")
         .group_by("age_group", "article_idx")
         .agg(ag_n=pl.len().cast(pl.Int32))
@@ -201,11 +192,6 @@ def _age_group_features(groups: pl.LazyFrame, sold: pl.LazyFrame, pairs: pl.Lazy
         .with_columns(pl.col("ag_n").fill_null(0), pl.col("ag_share").fill_null(0.0))
         .drop("age_group")
     )
-
-
-def age_group_features(tables: Tables, week: TargetWeek, pairs: pl.LazyFrame, days: int = 14) -> pl.LazyFrame:
-    """Units of the article sold to the customer's age group in the last ``days`` days, and its share of the group."""
-    return _age_group_features(customer_age_groups(tables).lazy(), age_group_sales(tables, week, days).lazy(), pairs)
 
 
 def _check_vectors(vectors: np.ndarray, n_rows: int, name: str) -> np.ndarray:
@@ -254,6 +240,12 @@ def _row_dot(a: np.ndarray, a_rows: np.ndarray, b: np.ndarray, b_rows: np.ndarra
 
 
 def _embedding_features(frame: pl.DataFrame, hist: pl.LazyFrame, ctx: "FeatureContext") -> pl.DataFrame:
+    """PCA components of the article's vector, its cosine to the customer's last ``recent_n`` distinct articles,
+    and the two-tower dot product when user vectors are given.
+
+    The cosine is taken between centred coordinates on the first ``SIM_DIMS`` principal axes: with 2048-d image
+    embeddings the exact cosine over millions of rows costs minutes, and the leading axes carry the taste signal.
+    """
     if ctx.items is None:
         return frame
     art = frame["article_idx"].to_numpy()
@@ -289,27 +281,6 @@ def _embedding_features(frame: pl.DataFrame, hist: pl.LazyFrame, ctx: "FeatureCo
     )
 
 
-def embedding_features(
-    tables: Tables,
-    week: TargetWeek,
-    frame: pl.DataFrame,
-    item_vectors: np.ndarray | None,
-    user_vectors: np.ndarray | None,
-    *,
-    n_components: int,
-    recent_n: int,
-) -> pl.DataFrame:
-    """PCA components of the article's vector, its cosine to the customer's last ``recent_n`` distinct articles,
-    and the two-tower dot product when user vectors are given.
-
-    The cosine is taken between centred coordinates on the first ``SIM_DIMS`` principal axes: with 2048-d image
-    embeddings the exact cosine over millions of rows costs minutes, and the leading axes carry the taste signal.
-    """
-    ctx = feature_context(tables, week, item_vectors, user_vectors, n_components=n_components, recent_n=recent_n,
-                          frames=False)
-    return _embedding_features(frame, _history(tables, week, frame.lazy().select("customer_idx").unique()), ctx)
-
-
 @dataclass(frozen=True, eq=False)
 class FeatureContext:
     """What a week's features need beyond each customer's own history, computed once over all customers and
@@ -322,11 +293,11 @@ class FeatureContext:
 
     tables: Tables
     week: TargetWeek
-    articles: pl.DataFrame | None
-    customers: pl.DataFrame | None
-    history_attributes: pl.DataFrame | None
-    age_groups: pl.DataFrame | None
-    age_sales: pl.DataFrame | None
+    articles: pl.DataFrame
+    customers: pl.DataFrame
+    history_attributes: pl.DataFrame
+    age_groups: pl.DataFrame
+    age_sales: pl.DataFrame
     items: np.ndarray | None
     coords: np.ndarray | None
     users: np.ndarray | None
@@ -342,9 +313,8 @@ def feature_context(
     *,
     n_components: int = 8,
     recent_n: int = 10,
-    frames: bool = True,
 ) -> FeatureContext:
-    """Build the week's ``FeatureContext`` (``frames=False``: only the checked vectors and their projection).
+    """Build the week's ``FeatureContext``.
 
     ``item_vectors`` (n_articles x d, row i = article_idx i) and ``user_vectors`` (n_customers x d) are optional.
     """
@@ -359,14 +329,15 @@ def feature_context(
             if users.shape[1] != items.shape[1]:
                 raise ValueError(f"user_vectors have {users.shape[1]} dims, item_vectors {items.shape[1]}")
         coords = principal_components(items, min(max(SIM_DIMS, n_components), *items.shape))
+    hist = past(tables, week).collect().lazy()  # the week's history, filtered once for both article-level frames
     return FeatureContext(
         tables=tables,
         week=week,
-        articles=article_features(tables, week).collect() if frames else None,
-        customers=static_customer_features(tables) if frames else None,
-        history_attributes=_article_history_attributes(tables) if frames else None,
-        age_groups=customer_age_groups(tables) if frames else None,
-        age_sales=age_group_sales(tables, week) if frames else None,
+        articles=article_features(tables, hist).collect(),
+        customers=static_customer_features(tables),
+        history_attributes=_article_history_attributes(tables),
+        age_groups=customer_age_groups(tables),
+        age_sales=age_group_sales(tables, hist),
         items=items,
         coords=coords,
         users=users,
@@ -393,8 +364,6 @@ def _by_index(table: pl.DataFrame, key: str, idx: pl.Series) -> pl.DataFrame:
 def features_for(ctx: FeatureContext, candidates: pl.DataFrame) -> pl.DataFrame:
     """``build_features`` of ``candidates`` with a prepared context: the per-bucket step of the bucketed path."""
     _check_candidates(candidates)
-    if ctx.articles is None:
-        raise ValueError("features_for: the context was built with frames=False")
     cand = candidates.with_columns(pl.col(KEYS).cast(pl.Int32)).sort(KEYS)
     keys = cand.select(KEYS)
     customers = keys.lazy().select("customer_idx").unique()

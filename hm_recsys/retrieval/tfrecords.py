@@ -37,7 +37,6 @@ FORMAT_VERSION = 1
 MANIFEST = "manifest.json"
 USER_FEATURES = "user_features.parquet"
 ITEM_FEATURES = "item_features.parquet"
-WINDOWS = ("train", "finetune")
 # Weeks' shards written at once by threads: polars, numpy and TF's GZIP writer release the GIL, and a new
 # window (52 weeks at full scale) otherwise left the second core idle on the critical path.
 SHARD_WRITERS = 2
@@ -192,6 +191,29 @@ def _write_shards(tf, frame: pl.DataFrame, spec: dict, folder: Path, n_shards: i
     return names
 
 
+def _manifest_header(tables: Tables, week: TargetWeek, format_version: int, seed: int, n_shards: int,
+                     compression: str | None, params: tfeat.FeatureParams, feature_spec: dict,
+                     vocab_sizes: dict[str, int]) -> dict:
+    """What both manifest formats start with: the week, how the shards were written, the feature spec and
+    vocabulary sizes, and the feature names of each tower."""
+    return {
+        "format_version": format_version,
+        "week": week.key,
+        "cutoff": str(week.cutoff),
+        "seed": seed,
+        "n_shards": n_shards,
+        "compression": compression,
+        "feature_params": asdict(params),
+        "n_customers": tables.n_customers,
+        "n_articles": tables.n_articles,
+        "feature_spec": feature_spec,
+        "vocab_sizes": vocab_sizes,
+        "user_tower_features": ["customer_key", "age", "price_sensitivity", "category_affinity", "channel_mix", "activity"],
+        "item_tower_features": ["article_idx", "article_key", "product_key", "item_recency", "item_price",
+                                *[tfeat.cat_column(c) for c in tfeat.categorical_vocabs(tables.articles)]],
+    }
+
+
 def write_tfrecords(
     tables: Tables,
     week: TargetWeek,
@@ -224,28 +246,14 @@ def write_tfrecords(
     }
     spec = feature_spec_of(windows["train"])
     features_seconds = time.perf_counter() - t0
-    manifest: dict = {
-        "format_version": FORMAT_VERSION,
-        "week": week.key,
-        "cutoff": str(week.cutoff),
-        "seed": seed,
-        "n_shards": n_shards,
-        "compression": compression,
-        "feature_params": asdict(params),
-        "n_customers": tables.n_customers,
-        "n_articles": tables.n_articles,
-        "feature_spec": spec,
-        "vocab_sizes": {
-            "customer_key": tables.n_customers + 1,
-            "article_key": tables.n_articles + 1,
-            "product_key": int(keys["n_products"]) + 1,
-            **{tfeat.cat_column(c): len(v) + 1 for c, v in vocabs.items()},
-        },
-        "user_tower_features": ["customer_key", "age", "price_sensitivity", "category_affinity", "channel_mix", "activity"],
-        "item_tower_features": ["article_idx", "article_key", "product_key", "item_recency", "item_price",
-                                *[tfeat.cat_column(c) for c in vocabs]],
-        "windows": {},
+    vocab_sizes = {
+        "customer_key": tables.n_customers + 1,
+        "article_key": tables.n_articles + 1,
+        "product_key": int(keys["n_products"]) + 1,  # the products sold in the window (static_vocab_sizes: all)
+        **{tfeat.cat_column(c): len(v) + 1 for c, v in vocabs.items()},
     }
+    manifest = _manifest_header(tables, week, FORMAT_VERSION, seed, n_shards, compression, params, spec, vocab_sizes)
+    manifest["windows"] = {}
     t1 = time.perf_counter()
     with io.atomic_path(out_dir) as tmp:
         tmp.mkdir()
@@ -535,21 +543,9 @@ def write_weekly_window(tables: Tables, week: TargetWeek, shards_root: str | os.
         items = items.with_columns(article_key=pl.Series(serving_keys["article_key"]),
                                    product_key=pl.Series(serving_keys["product_key"]))
     windows = {"train": metas, "finetune": metas[len(metas) - finetune_weeks:]}
-    manifest = {
-        "format_version": WEEKLY_FORMAT_VERSION,
-        "week": week.key,
-        "cutoff": str(week.cutoff),
-        "seed": seed,
-        "n_shards": n_shards,
-        "compression": compression,
-        "feature_params": asdict(params),
-        "n_customers": tables.n_customers,
-        "n_articles": tables.n_articles,
-        "feature_spec": json.loads(specs.pop()),
-        "vocab_sizes": vocab,
-        "user_tower_features": ["customer_key", "age", "price_sensitivity", "category_affinity", "channel_mix", "activity"],
-        "item_tower_features": ["article_idx", "article_key", "product_key", "item_recency", "item_price",
-                                *[tfeat.cat_column(c) for c in tfeat.categorical_vocabs(tables.articles)]],
+    manifest = _manifest_header(tables, week, WEEKLY_FORMAT_VERSION, seed, n_shards, compression, params,
+                                json.loads(specs.pop()), vocab)
+    manifest |= {
         "shards_root": str(shards_root),
         "weeks": {name: [m["week"] for m in ms] for name, ms in windows.items()},
         "shard_dirs": dirs,

@@ -195,10 +195,6 @@ def affinity_vocabs(articles: pl.DataFrame) -> dict[str, list]:
     return categorical_vocabs(articles, AFFINITY_GROUPS)
 
 
-def affinity_dim(articles: pl.DataFrame) -> int:
-    return sum(len(v) + 1 for v in affinity_vocabs(articles).values())
-
-
 def category_affinity(tables: Tables, tx: pl.DataFrame, cutoff: dt.date, half_life_days: float,
                       customers: np.ndarray | None = None) -> np.ndarray:
     """``[n_customers, sum(len(vocab)+1)]``: per grouping, purchase shares weighted by ``0.5 ** (age / half_life)``.

@@ -3,12 +3,12 @@
 import dagster as dg
 
 from hm_recsys.defs import checks
+from hm_recsys.defs.assets.history import TABLES
 from hm_recsys.defs.jobs import CPU_TAGS
 from hm_recsys.defs.resources import DataResource
 from hm_recsys.defs.versioning import code_version, data_version, describe
 
 GROUP = "baselines"
-TABLES = ["history"]  # the transactions before the week, with the masters (see history.py)
 # Bump a baseline's entry when its logic changes: Dagster then shows it (and its dependants) unsynced.
 CODE_VERSIONS = {"popular_all_time": "1", "popular_last_week": "1", "repurchase_popular": "2"}
 
@@ -31,7 +31,7 @@ def write_recommender_submission(data: DataResource, week_key: str, name: str, r
             "customers_with_own_recommendations": own.height,
             "mean_own_recommendations": float(own["len"].mean() or 0.0),
         },
-        check_results=[checks.check_submission(path, tables)],
+        check_results=checks.for_week([checks.check_submission(path, tables)], week.key),
     )
 
 

@@ -14,6 +14,9 @@ from hm_recsys.defs.jobs import CPU_TAGS
 from hm_recsys.defs.resources import DataResource
 from hm_recsys.defs.versioning import code_version
 
+# What a per-week asset depends on in place of the whole transactions table: its week's history.
+TABLES = ["history"]
+
 
 def history_version(tables_dir, week_key: str) -> tuple[str, dict]:
     """A content hash of the transactions before the week, the articles and the customers.

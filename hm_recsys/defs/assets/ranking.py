@@ -1,4 +1,5 @@
-"""Ranking stage assets: candidate sources, their union, ranker features, Optuna-tuned CatBoost, final.
+"""The candidate sources and their union (group ``retrieval``, the funnel's first stage beside the towers of
+``retrieval.py``), then the ranking stage (group ``ranking``): ranker features, Optuna-tuned CatBoost, final.
 
 Frames that grow with customers x candidates (the union, the features) are customer-bucketed datasets
 written one bucket at a time (``hm_recsys.buckets``), so memory is bounded by the bucket size.
@@ -15,6 +16,8 @@ import inspect
 import dagster as dg
 
 from hm_recsys.defs import checks
+from hm_recsys.defs.assets.history import TABLES
+from hm_recsys.defs.assets.retrieval import GROUP as RETRIEVAL
 from hm_recsys.defs.jobs import CPU_TAGS, GPU_POOL, GPU_TAGS
 from hm_recsys.defs.mlflow_logging import markdown_table, png_markdown
 from hm_recsys.defs.partitions import TRAIN_WEEKS
@@ -22,7 +25,6 @@ from hm_recsys.defs.resources import ComputeResource, DataResource, MlflowTracki
 from hm_recsys.defs.versioning import code_version, config_metadata, data_version, describe, dict_hash
 
 GROUP = "ranking"
-TABLES = ["history"]  # the transactions before the week, with the masters (see history.py)
 FEATURES = "ranker_features"
 TRAINING_INPUT = "candidates"  # the ranker's training weeks are featurised from their candidates, buyers only
 
@@ -66,7 +68,7 @@ def _source_asset(name: str, fn, weeks, automation) -> dg.AssetsDefinition:
     asset = f"{name}_candidates"
 
     @dg.asset(
-        name=asset, partitions_def=weeks, deps=TABLES, group_name=GROUP, automation_condition=automation,
+        name=asset, partitions_def=weeks, deps=TABLES, group_name=RETRIEVAL, automation_condition=automation,
         code_version=code_version(f"{getattr(fn, 'version', 1)}-{_defaults_version(fn)}"), kinds={"polars", "parquet"},
         description=describe(fn),
         check_specs=[checks.contract_spec(asset)], op_tags=CPU_TAGS,
@@ -81,7 +83,7 @@ def _source_asset(name: str, fn, weeks, automation) -> dg.AssetsDefinition:
         path = io.write_parquet(frame, _candidates_path(data, week.key, name))
         return dg.MaterializeResult(data_version=data_version(path),
                                     metadata={"path": dg.MetadataValue.path(str(path)), **_source_metadata(frame)},
-                                    check_results=[checks.check_contract(frame, name, tables)])
+                                    check_results=checks.for_week([checks.check_contract(frame, name, tables)], week.key))
 
     return _asset
 
@@ -96,9 +98,10 @@ def build(weeks: dg.PartitionsDefinition, ranking_weeks: dg.PartitionsDefinition
     training_weeks = dg.TimeWindowPartitionMapping(start_offset=-TRAIN_WEEKS, end_offset=-1)
 
     @dg.asset(
-        partitions_def=weeks, deps=[*sources, "retrieval_candidates", *TABLES], group_name=GROUP,
+        partitions_def=weeks, deps=[*sources, "retrieval_candidates", *TABLES], group_name=RETRIEVAL,
         code_version=code_version("2", BucketConfig), kinds={"polars", "parquet"}, automation_condition=upstream,
-        check_specs=[checks.spec("candidates", checks.CONTRACT, "One row per proposed (customer, article), both known; every row proposed by at least one source.")],
+        check_specs=[checks.spec("candidates", checks.CONTRACT, "One row per proposed (customer, article), both known; "
+                                 "every row proposed by at least one source.")],
         op_tags=CPU_TAGS,
     )
     def candidates(context: dg.AssetExecutionContext, config: BucketConfig, data: DataResource) -> dg.MaterializeResult:
@@ -120,7 +123,7 @@ def build(weeks: dg.PartitionsDefinition, ranking_weeks: dg.PartitionsDefinition
         meta = {"path": dg.MetadataValue.path(str(out)), "rows": info["rows"], "buckets": info["buckets"],
                 "bucket_customers": info["bucket_customers"], "per_source": markdown_table(table), **config_metadata(config)}
         return dg.MaterializeResult(data_version=data_version(out), metadata=meta,
-                                    check_results=[checks.check_union_buckets(out, tables)])
+                                    check_results=checks.for_week([checks.check_union_buckets(out, tables)], week.key))
 
     @dg.asset(
         partitions_def=weeks, deps=[candidates, "image_embeddings", *TABLES], group_name=GROUP,  # what it reads

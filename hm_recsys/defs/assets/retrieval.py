@@ -9,13 +9,13 @@ import dagster as dg
 
 from hm_recsys import schema
 from hm_recsys.defs import checks
+from hm_recsys.defs.assets.history import TABLES
 from hm_recsys.defs.jobs import CPU_TAGS, CRITICAL_PATH, GPU_POOL, GPU_TAGS
 from hm_recsys.defs.mlflow_logging import log_curve, markdown_table
 from hm_recsys.defs.resources import ComputeResource, DataResource, MlflowTracking
 from hm_recsys.defs.versioning import code_version, config_metadata, data_version
 
 GROUP = "retrieval"
-TABLES = ["history"]  # the transactions before the week, with the masters (see history.py)
 
 
 def image_embeddings_path(data: DataResource):
@@ -46,7 +46,7 @@ def build_images(configs: dict, automation: dg.AutomationCondition) -> dg.Assets
 
     @dg.asset(
         deps=["raw_images", "articles"], group_name=GROUP, pool=GPU_POOL, op_tags=GPU_TAGS, automation_condition=automation,
-        code_version=code_version("3", ImageEmbeddingConfig), kinds={"pytorch", "parquet"},
+        code_version=code_version("4", ImageEmbeddingConfig), kinds={"pytorch", "parquet"},
     )
     def image_embeddings(context: dg.AssetExecutionContext, config: ImageEmbeddingConfig, data: DataResource,
                          compute: ComputeResource) -> dg.MaterializeResult:
@@ -109,7 +109,7 @@ def build(weeks: dg.PartitionsDefinition, configs: dict, automation: dg.Automati
               kinds={"tensorflow"}, op_tags=gpu, **common)
     def two_tower_model(context: dg.AssetExecutionContext, config: TwoTowerSettings, data: DataResource,
                         mlflow: MlflowTracking) -> dg.MaterializeResult:
-        """TFRS two-tower (in-batch softmax): the previous week's towers trained on the new week (from scratch on 52 weeks every 4th week)."""
+        """TFRS two-tower (in-batch softmax): last week's towers trained on the new week (from scratch on 52 weeks every 4th week)."""
         import json
         import shutil
 
@@ -193,7 +193,7 @@ def build(weeks: dg.PartitionsDefinition, configs: dict, automation: dg.Automati
                 **{f"timing/{k}": v for k, v in timing.items() if isinstance(v, (int, float, str))}}
         return dg.MaterializeResult(
             data_version=data_version(path, data.paths.submission(key, "two_tower")), metadata=meta,
-            check_results=[checks.check_contract(cands, "two_tower", tables), *sub.check_results],
+            check_results=checks.for_week([checks.check_contract(cands, "two_tower", tables), *sub.check_results], key),
         )
 
     return [tfrecords, two_tower_model, two_tower_finetuned, retrieval_candidates]

@@ -56,7 +56,14 @@ def build(ranking_weeks: dg.PartitionsDefinition, automation: dg.AutomationCondi
         """The week's final.csv and its popular fallbacks (overall, per age group) as a versioned snapshot the API serves."""
         import time
 
-        from hm_recsys.serving.snapshot import SnapshotError, build_snapshot, load_snapshot, publish, read_pointer, serving_root
+        from hm_recsys.serving.snapshot import (
+            SnapshotError,
+            build_snapshot,
+            load_snapshot,
+            publish,
+            read_pointer,
+            serving_root,
+        )
 
         key = context.partition_key
         final_csv = data.paths.submission(key, "final")
@@ -86,7 +93,7 @@ def build(ranking_weeks: dg.PartitionsDefinition, automation: dg.AutomationCondi
                 "size_mib": round(published.size_bytes / 2**20, 2), "build_seconds": round(seconds, 2),
                 **({"load_seconds": round(snap.load_seconds, 3)} if snap else {"refused": error}),
             },
-            check_results=_checks(snap, error, tables, published, read_pointer(root)),
+            check_results=checks.for_week(_checks(snap, error, tables, published, read_pointer(root)), key),
         )
 
     return serving_snapshot
