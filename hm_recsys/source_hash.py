@@ -8,9 +8,12 @@ output is fixed for one CPython minor version, and the package pins one (``requi
 
 A module's closure is itself plus every package module it imports, transitively: every ``import`` /
 ``from ... import`` anywhere in the file (top level, inside functions, under ``TYPE_CHECKING``),
-relative ones resolved, a ``from pkg import name`` counted as the submodule ``pkg.name`` when that is a
-module; plus the ``__init__`` of every package on the way, which Python runs on import. Imports by
-string (``importlib``) are not seen. No Dagster here: ``hm_recsys.defs.code_versions`` maps assets to it.
+relative ones resolved. ``from pkg import name`` counts the submodule ``pkg.name`` when that is a module,
+and the package (its ``__init__``) when ``name`` is defined there. A package's ``__init__`` that is only
+run on the way to a submodule does not count: the package's ``__init__`` files define and re-export
+names, with no side effect on what the submodule does (counting them would put every candidate source in
+the closure of anything that validates a candidate frame). Imports by string (``importlib``) are not
+seen. No Dagster here: ``hm_recsys.defs.code_versions`` maps assets to it.
 """
 
 from __future__ import annotations
@@ -98,12 +101,8 @@ class SourceGraph:
             self._hashes[module] = source_hash(self.reader(path))
         return self._hashes[module]
 
-    def _parents(self, module: str) -> list[str]:
-        parts = module.split(".")
-        return [".".join(parts[:i]) for i in range(1, len(parts))]
-
     def imports(self, module: str) -> set[str]:
-        """The package modules ``module`` imports directly (and the packages above each)."""
+        """The package modules ``module`` imports directly."""
         if module in self._imports:
             return self._imports[module]
         found: set[str] = set()
@@ -118,8 +117,8 @@ class SourceGraph:
                     base = ".".join(anchor + ([node.module] if node.module else []))
                 else:
                     base = node.module or ""
-                names = [base]
-                names += [f"{base}.{alias.name}" for alias in node.names if self.path(f"{base}.{alias.name}")]
+                subs = [f"{base}.{alias.name}" for alias in node.names if self.path(f"{base}.{alias.name}")]
+                names = subs + ([base] if len(subs) < len(node.names) else [])  # a name defined in base itself
             else:
                 continue
             for name in names:
@@ -129,14 +128,13 @@ class SourceGraph:
                     if self.path(".".join(parts[:i])):
                         found.add(".".join(parts[:i]))
                         break
-        found |= {p for m in list(found) for p in self._parents(m)}
         found.discard(module)
         self._imports[module] = found
         return found
 
     def closure(self, module: str) -> list[str]:
-        """``module``, its packages and every package module it imports, transitively; sorted."""
-        seen, todo = set(), [module, *self._parents(module)]
+        """``module`` and every package module it imports, transitively; sorted."""
+        seen, todo = set(), [module]
         while todo:
             m = todo.pop()
             if m in seen:

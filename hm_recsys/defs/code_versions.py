@@ -94,10 +94,11 @@ def compute(assets: dict[str, tuple[str | None, str]], graph: SourceGraph | None
     }
 
 
-def _changed_modules(old: dict, old_modules: dict, new: dict, new_modules: dict) -> list[str]:
+def _changed_modules(old: dict, old_modules: dict, new: dict, new_modules: dict) -> tuple[list[str], list[str]]:
+    """(modules of both closures whose code changed, modules that joined or left the closure)."""
     before, after = set(old.get("closure", [])), set(new["closure"])
     changed = [m for m in sorted(before & after) if old_modules.get(m) != new_modules.get(m)]
-    return changed + [f"+{m} (newly imported)" for m in sorted(after - before)] + \
+    return changed, [f"+{m} (newly imported)" for m in sorted(after - before)] + \
         [f"-{m} (no longer imported)" for m in sorted(before - after)]
 
 
@@ -128,8 +129,15 @@ def compare(recorded: dict, current: dict, outputs_unchanged: Iterable[str] = ()
             entry["last_change"] = old.get("last_change", NEW)
             same_version = old.get("code_version") == new["code_version"]
             if old.get("source_hash") != new["source_hash"]:
-                changed = _changed_modules(old, old_modules, new, new_modules) or ["(same modules: the table was edited?)"]
-                if not same_version:
+                code, moved = _changed_modules(old, old_modules, new, new_modules)
+                changed = code + moved or ["(same modules and hashes: was the table edited by hand?)"]
+                # A closure can only gain or lose a module through an import edited in a module it keeps,
+                # so a changed closure with no changed module is a change of the import rules, not of code.
+                if not code and same_version:
+                    stale.append(f"{name}: its closure changed ({', '.join(changed)}) but none of its modules did")
+                    if name in reviewed:
+                        unbumped.append(f"--outputs-unchanged {name}: none of its modules changed, there is nothing to judge")
+                elif not same_version:
                     entry["last_change"] = BUMPED
                     stale.append(f"{name}: source changed ({', '.join(changed)}) and code_version was bumped "
                                  f"{old.get('code_version')!r} -> {new['code_version']!r}: not recorded yet")
