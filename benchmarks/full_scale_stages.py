@@ -91,7 +91,6 @@ def stage_ingest(a):
 
 def stage_source(a):
     """The ``<name>_candidates`` asset: fn(tables, week), write, metadata (recall), contract check."""
-    import polars as pl
 
     from hm_recsys import io
     from hm_recsys.candidates import SOURCES
@@ -257,7 +256,6 @@ def stage_tune(a):
     import polars as pl
 
     from hm_recsys.ranking.tuning import tune_ranker
-    from hm_recsys.tables import load_tables
     from hm_recsys.weeks import TargetWeek, labels
 
     keys = a["train_weeks"]

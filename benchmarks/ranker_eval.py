@@ -27,12 +27,12 @@ import polars as pl
 
 from hm_recsys import baselines, metrics, weeks
 from hm_recsys.candidates import SOURCES, run_sources, union_candidates
+from hm_recsys.paths import DataPaths
 from hm_recsys.ranking import attach_labels, build_features, feature_importance, score, top_k, train_ranker
 from hm_recsys.ranking.labels import DEFAULT_NEGATIVES, training_set
 from hm_recsys.ranking.ranker import DEFAULT_PARAMS
 from hm_recsys.ranking.tuning import tune_ranker
 from hm_recsys.submission import fill_popular
-from hm_recsys.paths import DataPaths
 from hm_recsys.tables import Tables, load_tables
 from hm_recsys.weeks import TargetWeek
 

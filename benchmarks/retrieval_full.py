@@ -196,7 +196,8 @@ def main() -> None:
     print(f"machine: {os.cpu_count()} CPUs; {N_CUSTOMERS:,} customers x {N_ARTICLES:,} articles")
     for part in parts:
         cmd = [sys.executable, __file__, "--child", part, "--customers", str(args.customers), "--k", str(args.k),
-               "--steps", str(args.steps), "--batch-size", str(args.batch_size), "--optimizer", args.optimizer] + (["--no-images"] if args.no_images else []) + (["--deterministic"] if args.deterministic else [])
+               "--steps", str(args.steps), "--batch-size", str(args.batch_size), "--optimizer", args.optimizer]
+        cmd += (["--no-images"] if args.no_images else []) + (["--deterministic"] if args.deterministic else [])
         res = subprocess.run(cmd, capture_output=True, text=True)
         if res.returncode != 0:
             print(res.stderr[-3000:])

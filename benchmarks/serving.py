@@ -18,7 +18,6 @@ from __future__ import annotations
 import argparse
 import http.client
 import json
-import os
 import random
 import socket
 import subprocess
@@ -150,7 +149,8 @@ def main() -> None:
             print("\n| offered req/s | achieved req/s | p50 ms | p99 ms | max ms | errors |\n|---|---|---|---|---|---|")
             for rate in args.rates:
                 r = load(port, ids, rate, args.seconds)
-                print(f"| {rate:.0f} | {r['throughput']:.0f} | {r['p50_ms']:.2f} | {r['p99_ms']:.2f} | {r['max_ms']:.1f} | {r['errors']} |", flush=True)
+                print(f"| {rate:.0f} | {r['throughput']:.0f} | {r['p50_ms']:.2f} | {r['p99_ms']:.2f} | {r['max_ms']:.1f} "
+                      f"| {r['errors']} |", flush=True)
             print(f"\nRSS after the load: {rss_mib(server.pid):.0f} MiB")
             content2, _ = synthetic(args.customers, seed=2)
             t3 = time.perf_counter()

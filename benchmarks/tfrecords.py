@@ -17,7 +17,6 @@ import tempfile
 import time
 from pathlib import Path
 
-
 sys.path.insert(0, str(Path(__file__).resolve().parents[1]))
 
 from hm_recsys.retrieval import tf_env  # noqa: E402

@@ -12,8 +12,8 @@ the last full week of the transactions (its purchases are the labels).
 from __future__ import annotations
 
 import argparse
-import datetime as dt
 import dataclasses
+import datetime as dt
 import sys
 import tempfile
 import time
@@ -33,7 +33,6 @@ from hm_recsys.paths import DataPaths  # noqa: E402
 from hm_recsys.retrieval import cold_start, image_embeddings, tfrecords, two_tower  # noqa: E402
 from hm_recsys.tables import load_tables  # noqa: E402
 from hm_recsys.weeks import TargetWeek, labels, week_start  # noqa: E402
-
 
 
 def last_full_week(tables) -> TargetWeek:

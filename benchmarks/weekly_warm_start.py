@@ -69,6 +69,7 @@ def main() -> None:
           f"{cfg.finetune_epochs} fine-tune; images={images is not None}; work dir {work}")
     rows = []
     previous: dict[str, Path] = {}
+    scratch_row: dict[str, dict] = {}  # week -> the scratch arm's row (it runs first each week)
     for week in weeks:
         t0 = time.perf_counter()
         before = len(list((work / "shards").glob("*"))) if (work / "shards").exists() else 0
@@ -81,7 +82,7 @@ def main() -> None:
             out = work / "models" / arm / week.key
             if replay is not None and arm not in previous:  # first week: the warm arms start from scratch's towers
                 previous[arm] = previous["scratch"]
-                rows.append(dict(scratch_row, arm=arm))
+                rows.append(dict(scratch_row[week.key], arm=arm))
                 print(json.dumps(rows[-1]), flush=True)
                 continue
             t1 = time.perf_counter()
@@ -100,7 +101,7 @@ def main() -> None:
                          "tfrecords_s": round(write_s, 1)})
             print(json.dumps(rows[-1]), flush=True)
             if replay is None:
-                scratch_row = rows[-1]
+                scratch_row[week.key] = rows[-1]
     with pl.Config(tbl_rows=50, tbl_cols=20, tbl_width_chars=200):
         print(pl.DataFrame(rows))
 

@@ -252,8 +252,8 @@ def main(argv: list[str] | None = None) -> int:
 
     args = parser.parse_args(argv)
     args.data_dir = getattr(args, "data_dir", None)
-    from hm_recsys.defs.config import ConfigError
     from hm_recsys.defs.client import FolderBusy, PipelineError
+    from hm_recsys.defs.config import ConfigError
     from hm_recsys.ingest import RawDataError
 
     try:

@@ -14,7 +14,9 @@ from hm_recsys.retrieval import tf_env
 
 tf_env.tensorflow()
 
-from hm_recsys.retrieval import brute_force, tfrecords as tfr, tower_features as tfeat, two_tower  # noqa: E402
+from hm_recsys.retrieval import brute_force, two_tower  # noqa: E402
+from hm_recsys.retrieval import tfrecords as tfr  # noqa: E402
+from hm_recsys.retrieval import tower_features as tfeat  # noqa: E402
 from hm_recsys.tables import Tables  # noqa: E402
 from hm_recsys_tests.leakage import perturb_future  # noqa: E402
 from hm_recsys_tests.test_retrieval_tfrecords import TARGET  # noqa: E402

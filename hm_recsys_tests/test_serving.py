@@ -19,7 +19,8 @@ from hm_recsys.serving.app import create_app
 WEEK = "2020-09-23"
 
 
-def content(seed: int, week: str = WEEK, n_customers: int = 60, n_articles: int = 40, duplicate_row: int | None = None) -> S.SnapshotContent:
+def content(seed: int, week: str = WEEK, n_customers: int = 60, n_articles: int = 40,
+            duplicate_row: int | None = None) -> S.SnapshotContent:
     """A synthetic snapshot: the same customer ids whatever the seed (so one id is asked of every version),
     each seed with its own recommendations."""
     ids_rng, rng = np.random.default_rng(0), np.random.default_rng(seed)
@@ -93,7 +94,8 @@ def test_api_contract(tmp_path):
         body = client.get(f"/recommendations/{new}").json()
         assert (body["source"], body["fallback"], body["articles"]) == ("fallback", "overall", [arts[i] for i in fb[0]])
         body = client.get(f"/recommendations/{new}", params={"age": 33, "n": 3}).json()
-        assert (body["source"], body["fallback"], body["articles"]) == ("fallback", "30-34", [arts[i] for i in fb[1 + 4][:3]])  # group 4: 30-34
+        group = fb[1 + 4]  # age group 4: 30-34
+        assert (body["source"], body["fallback"], body["articles"]) == ("fallback", "30-34", [arts[i] for i in group[:3]])
         for bad in ("xyz", "F" * 64, "a" * 63, "a" * 65, "a" * 300):
             r = client.get(f"/recommendations/{bad}")
             assert r.status_code == 422 and r.headers["content-type"] == "application/json", bad

@@ -34,7 +34,8 @@ def test_valid_file_passes(tiny_tables):
     "mutate, message",
     [
         (lambda s: s.head(s.height - 1), "one per customer"),
-        (lambda s: s.with_columns(pl.when(pl.int_range(pl.len()) == 3).then(pl.lit("0000000001 0000000002")).otherwise(pl.col("prediction")).alias("prediction")), "row 4"),
+        (lambda s: s.with_columns(pl.when(pl.int_range(pl.len()) == 3).then(pl.lit("0000000001 0000000002"))
+                                  .otherwise(pl.col("prediction")).alias("prediction")), "row 4"),
         (lambda s: s.rename({"prediction": "pred"}), "header"),
         (lambda s: s.with_columns(pl.col("prediction").str.replace(r"^\d+", "12345")), "malformed article id '12345'"),
         (lambda s: s.with_columns(pl.col("prediction").str.replace(r"^\d+", "0999999999")), "unknown article '0999999999'"),

@@ -79,10 +79,11 @@ def build(weeks: dg.PartitionsDefinition, recommenders: dict[str, str], automati
                 "mlflow_run_id": run_id,
                 "path": dg.MetadataValue.path(str(path)),
             },
-            check_results=checks.for_week([checks.floor_result(checks.FINAL_FLOOR, scores.get("final"), best, "map12_final",
-                                                               skip_reason=skip),
-                                           checks.floor_result(checks.RECALL_FLOOR, recall.get("two_tower"), recall.get("last_week_popular"),
-                                                               f"recall@{recall.get('k')}")], key),
+            check_results=checks.for_week([
+                checks.floor_result(checks.FINAL_FLOOR, scores.get("final"), best, "map12_final", skip_reason=skip),
+                checks.floor_result(checks.RECALL_FLOOR, recall.get("two_tower"), recall.get("last_week_popular"),
+                                    f"recall@{recall.get('k')}"),
+            ], key),
         )
 
     return evaluation

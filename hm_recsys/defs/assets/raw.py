@@ -38,8 +38,8 @@ def _file_source(name: str, filename: str) -> dg.SourceAsset:
     return _observe
 
 
-@dg.observable_source_asset(name=RAW_IMAGES, group_name="raw", description="raw/images/0xx/*.jpg, one per article, versioned by content hash.",
-                            op_tags=CPU_TAGS)
+@dg.observable_source_asset(name=RAW_IMAGES, group_name="raw", op_tags=CPU_TAGS,
+                            description="raw/images/0xx/*.jpg, one per article, versioned by content hash.")
 def raw_images(data: DataResource) -> dg.DataVersion:
     return dg.DataVersion(raw_version(data, RAW_IMAGES))
 
