@@ -135,7 +135,8 @@ def test_comments_docstrings_and_formatting_do_not_count(assets, current):
 
     assert cosmetic(SourceGraph().reader(SourceGraph().path(EDITED))) != SourceGraph().reader(SourceGraph().path(EDITED))
     assert cv.compare(current, simulated(assets, cosmetic)) == ([], [], current)
-    assert source_hash.source_hash("def f(x):\n    '''doc'''\n    return x  # c\n") == source_hash.source_hash("def f( x ):\n    return (x)\n")
+    documented = "def f(x):\n    '''doc'''\n    return x  # c\n"
+    assert source_hash.source_hash(documented) == source_hash.source_hash("def f( x ):\n    return (x)\n")
     assert source_hash.source_hash("def f(x):\n    return x\n") != source_hash.source_hash("def f(x):\n    return -x\n")
     assert source_hash.source_hash("X = 'a'\n") != source_hash.source_hash("X = 'b'\n")
 

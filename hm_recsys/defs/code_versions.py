@@ -53,8 +53,8 @@ def _without_env(*names: str):
 
 def reference_definitions():
     """The code location as the code alone defines it: an empty data folder, no config file."""
-    from hm_recsys.defs.config import CONFIG_ENV
     from hm_recsys.definitions import build_definitions
+    from hm_recsys.defs.config import CONFIG_ENV
     from hm_recsys.paths import DataPaths
 
     with tempfile.TemporaryDirectory() as tmp, _without_env(CONFIG_ENV):
