@@ -2,6 +2,7 @@
 VENV   := .venv
 PY     := $(VENV)/bin/python
 STAMP  := $(VENV)/.installed
+TEST_STAMP := $(VENV)/.installed-test
 
 .PHONY: demo test ui serve install clean-data
 
@@ -11,6 +12,11 @@ $(STAMP): pyproject.toml constraints.txt
 	$(PY) -m pip install -q -c constraints.txt torch==2.14.1 torchvision==0.29.1
 	$(PY) -m pip install -q -c constraints.txt -e .
 	touch $(STAMP)
+
+# The test-only packages (pytest, playwright, ruff, ...: pyproject's `test` extra), for `make test` only.
+$(TEST_STAMP): $(STAMP)
+	$(PY) -m pip install -q -c constraints.txt -e '.[test]'
+	touch $(TEST_STAMP)
 
 install: $(STAMP)
 
@@ -29,7 +35,9 @@ REDIS := /usr/bin/redis-server
 $(REDIS):
 	apt-get update -q && apt-get install -y -q redis-server
 
-test: $(STAMP) $(CHROMIUM) $(REDIS)
+# Lint first (seconds), then every test; the 25 slowest are listed at the end (pyproject: --durations).
+test: $(TEST_STAMP) $(CHROMIUM) $(REDIS)
+	$(VENV)/bin/ruff check .
 	$(VENV)/bin/pytest -q
 
 ui: $(STAMP)

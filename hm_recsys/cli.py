@@ -197,7 +197,7 @@ def cmd_serve(args) -> int:
 
     logging.basicConfig(level=logging.INFO, format="%(levelname)s:     %(name)s: %(message)s")  # switches, refusals
     root = serving_root(_paths(args).root)
-    print(f"serving {root} on http://{args.host}:{args.port} (GET /recommendations/<customer_id>, /health, /version)", flush=True)
+    print(f"serving {root} on http://{args.host}:{args.port} (GET /page, /recommendations/<customer_id>, /health, /version)", flush=True)
     uvicorn.run(create_app(root), host=args.host, port=args.port, log_level="info")
     return 0
 

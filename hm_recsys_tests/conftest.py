@@ -35,8 +35,14 @@ def tiny_tables(tiny_world: DataPaths) -> Tables:
 FAST = str(Path(__file__).with_name("fast_config.yaml"))
 
 
+# The end-to-end tests' CLI runs execute their steps in the run's process (no per-step start-up on a tiny
+# world; set HM_EXECUTOR to test another executor). `dagster dev` in test_ui.py keeps the default
+# (multiprocess) and the cluster tests use Celery: both compare their artifacts with these runs'.
+TEST_EXECUTOR = "in_process"
+
+
 def cli(paths, *args, timeout=3600):
-    env = {**os.environ, "HM_DATA_DIR": str(paths.root)}
+    env = {"HM_EXECUTOR": TEST_EXECUTOR, **os.environ, "HM_DATA_DIR": str(paths.root)}
     return subprocess.run([sys.executable, "-m", "hm_recsys.cli", *args], env=env, capture_output=True, text=True, timeout=timeout)
 
 
@@ -107,3 +113,24 @@ def backtested(tiny_world, tmp_path_factory):
     out = cli(paths, "backtest", "--weeks", "1", "--config", FAST)
     assert out.returncode == 0, out.stdout[-3000:] + out.stderr[-5000:]
     return paths, out.stdout
+
+
+@pytest.fixture(scope="session")
+def reseeded(backtested, tmp_path_factory):
+    """A copy of the shared backtest rebuilt with another tuning seed (it is recorded in ranker_hparams.json, so
+    the whole ranking tail must re-run: tuning, ranker, submissions, evaluation): the copy, the config, the
+    uninterrupted result and how many runs it took (all of the ranking stage)."""
+    from types import SimpleNamespace
+
+    from hm_recsys_tests.test_dagster_pipeline import run_count
+
+    paths, _ = backtested
+    root = tmp_path_factory.mktemp("reseeded")
+    cfg = root / "seed1.yaml"
+    cfg.write_text(Path(FAST).read_text().replace("n_trials: 2", "n_trials: 2, seed: 1"))
+    copy = copy_world(paths, root / "uninterrupted")
+    out = cli(copy, "backtest", "--weeks", "1", "--config", str(cfg))
+    assert out.returncode == 0, out.stdout[-3000:] + out.stderr[-3000:]
+    return SimpleNamespace(paths=copy, config=cfg, artifacts=artifacts(copy), stdout=out.stdout,
+                           new_runs=run_count(copy) - run_count(paths),
+                           new_ranking_runs=run_count(copy, "ranking") - run_count(paths, "ranking"))

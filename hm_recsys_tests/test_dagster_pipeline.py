@@ -109,30 +109,34 @@ def test_csvs_score_the_same_with_an_independent_scorer(backtested):
         assert independent == pytest.approx(value, abs=1e-12), name
 
 
-def test_rerun_skips_what_is_up_to_date_and_reruns_what_was_reconfigured(backtested, tmp_path):
+def test_rerun_skips_what_is_up_to_date_and_reruns_what_was_reconfigured(backtested, reseeded):
     paths, _ = backtested
     runs = run_count(paths)
     out = cli(paths, "backtest", "--weeks", "1", "--config", FAST)
     assert out.returncode == 0, out.stderr[-3000:]
     assert run_count(paths) == runs, out.stdout  # nothing changed: no run at all
     assert "everything up to date" in out.stdout
-    finals = {p: p.stat().st_mtime_ns for p in paths.root.glob("submissions/*/final.csv")}
-    two_tower = {p: p.stat().st_mtime_ns for p in paths.root.glob("submissions/*/two_tower.csv")}
-    hparams = {p: p.read_bytes() for p in paths.root.glob("models/*/ranker_hparams.json")}
-    changed = tmp_path / "other_seed.yaml"  # the seed is recorded in ranker_hparams.json: its content must change
-    changed.write_text(Path(FAST).read_text().replace("n_trials: 2", "n_trials: 2, seed: 1"))
-    ranking = run_count(paths, "ranking")
-    out = cli(paths, "backtest", "--weeks", "1", "--config", str(changed))
-    assert out.returncode == 0, out.stderr[-3000:]
-    # only the ranking tail of the two scored weeks (the newest labelled one and production) re-ran:
-    # tuning, then each layer below it whose input changed (one round each), nothing upstream
-    added = run_count(paths) - runs
-    assert 2 <= added == run_count(paths, "ranking") - ranking, out.stdout
-    assert all(p.read_bytes() != b for p, b in hparams.items())
-    assert all(p.stat().st_mtime_ns > t for p, t in finals.items())
-    assert all(p.stat().st_mtime_ns == t for p, t in two_tower.items())
-    out = cli(paths, "backtest", "--weeks", "1", "--config", FAST)  # back to the old value: re-runs again
-    assert out.returncode == 0 and run_count(paths) - runs - added == run_count(paths, "ranking") - ranking - added >= 2, out.stdout
+    # another tuning seed (``reseeded``: a copy of ``paths``, file times kept, rebuilt with it): only the ranking
+    # tail of the two scored weeks (the newest labelled one and production) re-ran: tuning, then each layer
+    # below it whose input changed (one round each), nothing upstream
+    copy = reseeded.paths
+
+    def files(pattern: str, read=lambda p: p.stat().st_mtime_ns) -> dict:
+        return {p.relative_to(paths.root): read(p) for p in paths.root.glob(pattern)}
+
+    def now(pattern: str, read=lambda p: p.stat().st_mtime_ns) -> dict:
+        return {p.relative_to(copy.root): read(p) for p in copy.root.glob(pattern)}
+
+    assert 2 <= reseeded.new_runs == reseeded.new_ranking_runs, reseeded.stdout
+    hparams = files("models/*/ranker_hparams.json", Path.read_bytes)
+    assert hparams and all(now("models/*/ranker_hparams.json", Path.read_bytes)[k] != v for k, v in hparams.items())
+    finals = files("submissions/*/final.csv")
+    assert finals and all(now("submissions/*/final.csv")[k] > t for k, t in finals.items())
+    assert now("submissions/*/two_tower.csv") == files("submissions/*/two_tower.csv")
+    before = (run_count(copy), run_count(copy, "ranking"))
+    out = cli(copy, "backtest", "--weeks", "1", "--config", FAST)  # back to the old value: re-runs again
+    assert out.returncode == 0, out.stdout[-3000:] + out.stderr[-3000:]
+    assert run_count(copy) - before[0] == run_count(copy, "ranking") - before[1] >= 2, out.stdout
 
 
 def test_predict_writes_the_production_week(backtested):

@@ -7,7 +7,6 @@ import signal
 import subprocess
 import sys
 import time
-from pathlib import Path
 
 import pytest
 
@@ -83,20 +82,6 @@ def test_one_command_after_changes_equals_from_scratch(backtested, tiny_world, t
     assert_same_artifacts(artifacts(incremental), artifacts(scratch))
 
 
-@pytest.fixture(scope="module")
-def reseeded(backtested, tmp_path_factory):
-    """A tuning seed other than the backtest's (it is recorded in ranker_hparams.json, so the whole ranking
-    tail must re-run: tuning, ranker, submissions, evaluation), and the uninterrupted result of that run."""
-    paths, _ = backtested
-    root = tmp_path_factory.mktemp("reseeded")
-    cfg = root / "seed1.yaml"
-    cfg.write_text(Path(FAST).read_text().replace("n_trials: 2", "n_trials: 2, seed: 1"))
-    uninterrupted = copy_world(paths, root / "uninterrupted")
-    out = cli(uninterrupted, "backtest", "--weeks", "1", "--config", str(cfg))
-    assert out.returncode == 0, out.stderr[-3000:]
-    return cfg, artifacts(uninterrupted), run_count(uninterrupted) - run_count(paths)
-
-
 def _run_inside_a_step(paths: DataPaths) -> str | None:
     """The id of a started run with a step begun and not ended, through Dagster's API."""
     import dagster as dg
@@ -120,7 +105,7 @@ def test_a_killed_command_never_blocks_the_next(backtested, reseeded, kill_in_ru
     """kill -9 of the whole process group while the n-th new run is inside a step; the next command
     reports the killed run and what it cleaned up, and ends with exactly the uninterrupted result."""
     paths, _ = backtested
-    cfg, want, new_runs = reseeded
+    cfg, want, new_runs = reseeded.config, reseeded.artifacts, reseeded.new_runs
     assert new_runs > kill_in_run  # the kill lands inside the work, not after it
     killed = copy_world(paths, tmp_path / "killed")
     before = run_count(killed)

@@ -94,8 +94,8 @@ def test_generate_end_date(tmp_path):
 
 
 def test_automation_builds_the_production_week_of_data_ending_yesterday(tiny_world, tmp_path):
-    from hm_recsys.defs.assets.raw import RAW_ASSETS, raw_version
     from hm_recsys.definitions import build_definitions
+    from hm_recsys.defs.assets.raw import RAW_ASSETS, raw_version
 
     production = production_after(YESTERDAY)
     paths = conftest.shifted_copy(tiny_world, tmp_path / "w", YESTERDAY)
@@ -135,7 +135,8 @@ def test_predict_on_data_ending_yesterday_writes_the_production_week(backtested)
     lines = paths.submission(production, "final").read_text().splitlines()
     assert lines[0] == "customer_id,prediction"
     customers = pl.read_csv(paths.raw / "customers.csv", columns=["customer_id"])["customer_id"].to_list()
-    articles = set(pl.read_csv(paths.raw / "articles.csv", columns=["article_id"], schema_overrides={"article_id": pl.String})["article_id"])
+    articles = set(pl.read_csv(paths.raw / "articles.csv", columns=["article_id"],
+                               schema_overrides={"article_id": pl.String})["article_id"])
     rows = [line.split(",") for line in lines[1:]]
     assert sorted(r[0] for r in rows) == sorted(customers) and all(len(r) == 2 for r in rows)
     for _, prediction in rows:
