@@ -35,9 +35,9 @@ def tiny_tables(tiny_world: DataPaths) -> Tables:
 FAST = str(Path(__file__).with_name("fast_config.yaml"))
 
 
-# The end-to-end tests' CLI runs execute their steps in the run's process (no per-step start-up on a tiny
-# world; set HM_EXECUTOR to test another executor). `dagster dev` in test_ui.py keeps the default
-# (multiprocess) and the cluster tests use Celery: both compare their artifacts with these runs'.
+# The end-to-end tests' runs execute their steps in the run's process: a process per step (the default,
+# multiprocess) costs ~3x the wall time of a tiny world's week run. The killed command of test_incremental
+# runs the default executor and the cluster tests Celery; both compare their artifacts with these runs'.
 TEST_EXECUTOR = "in_process"
 
 

@@ -15,7 +15,7 @@ import pytest
 
 from hm_recsys.paths import DataPaths
 from hm_recsys.weeks import WEEK_DAYS, week_start
-from hm_recsys_tests.conftest import artifacts, cli
+from hm_recsys_tests.conftest import TEST_EXECUTOR, artifacts, cli
 from hm_recsys_tests.services import free_port
 
 pytestmark = pytest.mark.slow
@@ -53,7 +53,7 @@ def test_dagster_dev_builds_the_production_week_and_follows_new_data(held_back_w
     paths, held, last_week = held_back_world
     port = free_port()
     log = tmp_path / "dagster_dev.log"
-    env = {**os.environ, "HM_DATA_DIR": str(paths.root)}
+    env = {"HM_EXECUTOR": TEST_EXECUTOR, **os.environ, "HM_DATA_DIR": str(paths.root)}
     env.pop("HM_CONFIG", None)
     with open(log, "w") as out:
         proc = subprocess.Popen([sys.executable, "-m", "hm_recsys.cli", "ui", "--port", str(port)], env=env,
