@@ -94,22 +94,30 @@ def assert_same_artifacts(got: dict[str, bytes], want: dict[str, bytes]) -> None
 YESTERDAY = dt.date.today() - dt.timedelta(days=1)
 
 
-def shifted_copy(world: DataPaths, dest: Path, last_day: dt.date) -> DataPaths:
-    """A world's raw files (no images), moved by whole weeks to end on ``last_day``."""
+def shifted_copy(world: DataPaths, dest: Path, last_day: dt.date, images: int = 0) -> DataPaths:
+    """A world's raw files moved by whole weeks to end on ``last_day``, with the first ``images`` photos (by path)."""
     from hm_recsys.synth.shift import shift_world_to_end
 
     paths = DataPaths(dest)
     shutil.copytree(world.raw, paths.raw, ignore=shutil.ignore_patterns("images"))
+    for image in sorted(world.images.rglob("*.jpg"))[:images]:
+        (paths.images / image.relative_to(world.images)).parent.mkdir(parents=True, exist_ok=True)
+        shutil.copy(image, paths.images / image.relative_to(world.images))
     assert shift_world_to_end(paths.raw, last_day)[1] == last_day
     return paths
 
 
+# The shared world keeps a few photos: enough for a new photo to join old ones (as every week on real data), few
+# enough that embedding them costs seconds. The other articles take the has_image=0 path.
+PHOTOS = 24
+
+
 @pytest.fixture(scope="session")
 def backtested(tiny_world, tmp_path_factory):
-    """The tiny world's raw files (without images: they have tests of their own) moved to end yesterday, as a
-    live retailer's data does, and backtested for its newest labelled week through the CLI. The end-to-end tests
-    share it: each copies it, or copies its raw files and compares what it builds with this result."""
-    paths = shifted_copy(tiny_world, tmp_path_factory.mktemp("backtest"), YESTERDAY)
+    """The tiny world's raw files (``PHOTOS`` of its photos) moved to end yesterday, as a live retailer's data
+    does, and backtested for its newest labelled week through the CLI. The end-to-end tests share it: each
+    copies it, or copies its raw files and compares what it builds with this result."""
+    paths = shifted_copy(tiny_world, tmp_path_factory.mktemp("backtest"), YESTERDAY, images=PHOTOS)
     out = cli(paths, "backtest", "--weeks", "1", "--config", FAST)
     assert out.returncode == 0, out.stdout[-3000:] + out.stderr[-5000:]
     return paths, out.stdout

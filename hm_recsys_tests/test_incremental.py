@@ -24,13 +24,21 @@ def change_one_price(paths: DataPaths) -> None:
     tx.write_text("".join(lines))
 
 
+NEW_ARTICLE = "0999999001"
+
+
 def insert_article(paths: DataPaths) -> None:
-    """A new, valid article as the first data row: every later article_idx shifts by one."""
+    """A new, valid article as the first data row (every later article_idx shifts by one), with a photo: a
+    copy of an existing one, so it joins the photos already embedded."""
     arts = paths.raw / "articles.csv"
     header, first, *rest = arts.read_text().splitlines(keepends=True)
     fields = first.split(",")
-    fields[0] = "0999999001"
+    fields[0] = NEW_ARTICLE
     arts.write_text(header + ",".join(fields) + first + "".join(rest))
+    photo = sorted(paths.images.rglob("*.jpg"))[0]
+    dest = paths.images / NEW_ARTICLE[:3] / f"{NEW_ARTICLE}.jpg"
+    dest.parent.mkdir(parents=True, exist_ok=True)
+    shutil.copy(photo, dest)
 
 
 def insert_customer(paths: DataPaths) -> None:
@@ -51,8 +59,9 @@ def remove_one_row(paths: DataPaths) -> None:
 
 
 def add_image(paths: DataPaths, source: DataPaths) -> None:
-    """The first image arrives in a world without any: that article leaves the has_image=0 path."""
-    image = sorted(source.images.rglob("*.jpg"))[0]
+    """The first photo of an article that had none: it leaves the has_image=0 path."""
+    have = {p.name for p in paths.images.rglob("*.jpg")}
+    image = next(p for p in sorted(source.images.rglob("*.jpg")) if p.name not in have)
     dest = paths.images / image.relative_to(source.images)
     dest.parent.mkdir(parents=True, exist_ok=True)
     shutil.copy(image, dest)
@@ -60,9 +69,10 @@ def add_image(paths: DataPaths, source: DataPaths) -> None:
 
 def test_one_command_after_changes_equals_from_scratch(backtested, tiny_world, tmp_path):
     """Every kind of raw change at once (one run of each costs as much as all): a price in an old week, an
-    article and a customer inserted as first rows (every later dense index shifts under the tables built
-    before), a transaction removed, and a first image. Appending a week is tested under `dagster dev`
-    (test_ui.py), against a from-scratch run as well."""
+    article with a photo and a customer inserted as first rows (every later dense index shifts under the tables
+    built before; the new photo is embedded alone here, among all photos from scratch), a transaction removed,
+    and a first photo for an article that had none. Appending a week is tested under `dagster dev` (test_ui.py),
+    against a from-scratch run as well."""
     paths, _ = backtested
     incremental = copy_world(paths, tmp_path / "incremental")
     change_one_price(incremental)
