@@ -1,8 +1,14 @@
-"""Image embeddings: shape and flags, incremental reuse (only new / changed photos are embedded), weights fallback."""
+"""Image embeddings: shape and flags, incremental reuse (only new / changed photos are embedded), weights fallback,
+and a vector independent of the photos embedded with it (incremental equals from scratch, byte for byte)."""
 
 from __future__ import annotations
 
 import logging
+import os
+import shutil
+import subprocess
+import sys
+from pathlib import Path
 
 import numpy as np
 import polars as pl
@@ -66,13 +72,95 @@ def test_embeddings_frame_and_incremental_reuse(catalogue, caplog, monkeypatch):
     np.testing.assert_array_equal(third["embedding"].to_numpy(), emb2)
 
 
-def test_vectors_from_other_weights_are_not_reused(catalogue, monkeypatch):
+def test_vectors_from_other_weights_or_another_embedder_are_not_reused(catalogue, monkeypatch):
     monkeypatch.delenv(ie.WEIGHTS_ENV, raising=False)
     images, articles = catalogue
-    first, _ = ie.embed_images(images, articles.head(2), allow_download=False)
-    relabelled = first.with_columns(weights=pl.lit("imagenet1k_v2"))
-    _, info = ie.embed_images(images, articles.head(2), previous=relabelled, allow_download=False)
-    assert (info["n_embedded"], info["n_reused"]) == (2, 0)
+    first, info = ie.embed_images(images, articles.head(2), allow_download=False)
+    assert first["embedder"].to_list() == [info["embedder"]] * 2 and info["embedder"].startswith("cpu/")
+    for relabelled in (first.with_columns(weights=pl.lit("imagenet1k_v2")),
+                       first.with_columns(embedder=pl.lit("cuda/bfloat16/batch-256/NVIDIA H100/torch-0")),
+                       first.drop("embedder")):  # written before the column existed: computed in batches
+        _, info = ie.embed_images(images, articles.head(2), previous=relabelled, allow_download=False)
+        assert (info["n_embedded"], info["n_reused"]) == (2, 0)
+
+
+def _vectors_bytes(model, paths, order, **kw) -> list[bytes]:
+    """The bytes of each row when the photos ``paths[i] for i in order`` are embedded in one call."""
+    emb, ok = ie.embed_files(model, [paths[i] for i in order], **kw)
+    assert ok.all()
+    return [row.tobytes() for row in emb]
+
+
+@pytest.mark.parametrize("mixed_precision", [False, None], ids=["fp32", "default-precision"])
+def test_a_vector_does_not_depend_on_the_photos_embedded_with_it(catalogue, mixed_precision, monkeypatch):
+    """Incremental equals from scratch: a photo embedded alone (an incremental run's one new photo), among
+    others, at other positions of a forward (11 rows: two forwards of CPU_BATCH), with other workers or another
+    torch thread count gives the same bytes; and a new article whose photo joins the old ones (``embed_images``
+    with ``previous``, as the asset calls it) gets the frame a from-scratch run writes. Before: 1e-4 apart
+    in fp32 (oneDNN picks its kernel by batch size, and its sums depend on the thread count)."""
+    monkeypatch.delenv(ie.WEIGHTS_ENV, raising=False)
+    torch = ie.tf_env.torch()
+    images, articles = catalogue
+    paths = [ie.image_path(images, a) for a in articles["article_id"][:4]]
+    model = ie.build_model(None)
+    kw = dict(device="cpu", mixed_precision=mixed_precision)
+    alone = [_vectors_bytes(model, paths, [i], **kw)[0] for i in range(4)]
+    assert len(set(alone)) == 4  # four photos, four vectors
+    threads = torch.get_num_threads()
+    try:
+        torch.set_num_threads(3)  # the caller's thread count is not the embedder's
+        for order, workers in (([0, 1, 2, 3], None), ([3, 2, 1, 0], 1), ([2, 0, 3, 1, 1, 3, 0, 2, 2, 1, 0], 3)):
+            assert _vectors_bytes(model, paths, order, num_workers=workers, **kw) == [alone[i] for i in order]
+    finally:
+        torch.set_num_threads(threads)
+
+    # A new article as the first row (every article_idx shifts) with a copy of an existing photo.
+    shutil.copy(paths[1], ie.image_path(images, "0100000001"))
+    before, _ = ie.embed_images(images, articles, allow_download=False, **kw)
+    grown = pl.DataFrame({"article_idx": pl.Series(range(articles.height + 1), dtype=pl.Int32),
+                          "article_id": ["0100000001", *articles["article_id"]]})
+    incremental, info = ie.embed_images(images, grown, previous=before, allow_download=False, **kw)
+    scratch, info_scratch = ie.embed_images(images, grown, allow_download=False, **kw)
+    assert (info["n_embedded"], info["n_reused"], info_scratch["n_embedded"]) == (1, 4, 5)
+    assert incremental.equals(scratch)
+    assert incremental["embedding"].to_numpy().tobytes() == scratch["embedding"].to_numpy().tobytes()
+    emb = scratch["embedding"].to_numpy()
+    assert emb[0].tobytes() == emb[2].tobytes() == alone[1]  # the copy and its original: one vector
+
+
+def test_vectors_are_the_same_in_another_process_with_other_threads(catalogue, tmp_path, monkeypatch):
+    """Two processes (the incremental and the from-scratch run) with other torch thread counts: same bytes."""
+    monkeypatch.delenv(ie.WEIGHTS_ENV, raising=False)
+    images, articles = catalogue
+    paths = [str(ie.image_path(images, a)) for a in articles["article_id"][:4]]
+    script = (
+        "import sys, numpy as np, torch\n"
+        "from hm_recsys.retrieval import image_embeddings as ie\n"
+        "torch.set_num_threads(int(sys.argv[1]))\n"
+        "emb, ok = ie.embed_files(ie.build_model(None), sys.argv[3:], device='cpu', mixed_precision=False)\n"
+        "np.save(sys.argv[2], emb)\n"
+    )
+    got = []
+    for threads, order in ((1, [0, 1, 2, 3]), (3, [3, 1])):
+        out = tmp_path / f"{threads}.npy"
+        subprocess.run([sys.executable, "-c", script, str(threads), str(out), *[paths[i] for i in order]], check=True,
+                       env={**os.environ, "OMP_NUM_THREADS": str(threads)}, cwd=Path(__file__).parents[1], timeout=600)
+        got.append(dict(zip(order, np.load(out))))
+    here, _ = ie.embed_files(ie.build_model(None), [paths[3]], device="cpu", mixed_precision=False)
+    assert got[0][3].tobytes() == got[1][3].tobytes() == here[0].tobytes()
+    assert got[0][1].tobytes() == got[1][1].tobytes()
+
+
+@pytest.mark.skipif(not ie.tf_env.torch().cuda.is_available(), reason="no CUDA device")
+def test_a_vector_does_not_depend_on_its_batch_on_cuda(catalogue):
+    """CUDA: every forward has batch_size rows (zero padding), so position and neighbours do not matter."""
+    images, articles = catalogue
+    paths = [ie.image_path(images, a) for a in articles["article_id"][:4]]
+    model = ie.build_model(None)
+    kw = dict(device="cuda", batch_size=4)
+    alone = [_vectors_bytes(model, paths, [i], **kw)[0] for i in range(4)]
+    for order in ([0, 1, 2, 3], [3, 2, 1, 0], [2, 0, 3, 1, 1, 3, 0, 2, 2, 1, 0]):
+        assert _vectors_bytes(model, paths, order, **kw) == [alone[i] for i in order]
 
 
 def test_configured_weights_file_must_exist(catalogue, tmp_path):
@@ -151,7 +239,7 @@ def test_photos_are_never_upscaled_and_the_side_is_part_of_reuse(tmp_path, monke
     model = ie.build_model(None)
     alone, ok = ie.embed_files(model, [ie.image_path(tmp_path, "0108775015")])
     assert ok.all()
-    np.testing.assert_allclose(alone[0], first["embedding"].to_numpy()[0], rtol=1e-4, atol=1e-5)
+    assert alone[0].tobytes() == first["embedding"].to_numpy()[0].tobytes()
 
     second, info = ie.embed_images(tmp_path, articles, previous=first, allow_download=False, max_side=128)
     assert second["input_side"].to_list() == [128, 128, ie.MIN_SIDE]

@@ -13,7 +13,9 @@ import hashlib
 import logging
 import os
 import socket
+import threading
 import time
+from concurrent.futures import ThreadPoolExecutor
 from pathlib import Path
 
 import numpy as np
@@ -29,6 +31,9 @@ EMBEDDING_DIM = 2048
 # makes the 2048-d output size-free), and never so small that the stride-32 network has no spatial cell.
 MAX_SIDE = 224
 MIN_SIDE = 64
+# Rows of every CPU forward (zero-padded), one thread each: the most images per CPU-second at 224 px on one
+# thread (measured 1 / 4 / 8 / 16 / 32 rows: bf16 19 / 35 / 34 / 35 / 27, fp32 12 / 15 / 14 / 13 / 12).
+CPU_BATCH = 8
 IMAGENET_MEAN = (0.485, 0.456, 0.406)
 IMAGENET_STD = (0.229, 0.224, 0.225)
 RANDOM_INIT = "random-init"
@@ -48,6 +53,7 @@ OUTPUT_SCHEMA = {
     "image_hash": pl.String,
     "weights": pl.String,
     "input_side": pl.Int16,  # the square side ResNet50 saw; with ``weights`` and the hash, what a vector depends on
+    "embedder": pl.String,  # how it was computed (``embedder``): another way may differ in the last bits
     "embedding": pl.Array(pl.Float32, EMBEDDING_DIM),
 }
 
@@ -188,11 +194,44 @@ def autocast_dtype(device, mixed_precision: bool | None = None):
     return None
 
 
+def embedder(device, dtype, batch_size: int) -> str:
+    """How ``embed_files`` computes a vector on ``device`` at autocast ``dtype`` (None: fp32): part of reuse.
+
+    The same photo embedded another way (device, precision, CUDA batch shape, kernels of another torch or
+    instruction set) may differ in the last bits, so a stored vector is reused only by the embedder that
+    would compute it again: incremental equals from scratch byte for byte, at the price of embedding every
+    photo again after such a change (e.g. ``cpu/fp32/batch-8-1-thread/AVX512+AMX/torch-2.14.1+cu130``).
+    """
+    torch = tf_env.torch()
+    device = tf_env.torch_device(device)
+    precision = "fp32" if dtype is None else str(dtype).removeprefix("torch.")
+    if device.type == "cpu":
+        shape, hardware = f"batch-{CPU_BATCH}-1-thread", torch.backends.cpu.get_cpu_capability()
+        hardware += "+AMX" if torch.cpu._is_amx_tile_supported() else ""  # oneDNN's bf16 kernels differ with it
+    else:
+        shape = f"batch-{batch_size}"
+        hardware = torch.cuda.get_device_name(device) if device.type == "cuda" else device.type
+    return f"{device.type}/{precision}/{shape}/{hardware}/torch-{torch.__version__}"
+
+
 def embed_files(model, paths: list[Path], batch_size: int = 64, device=None, num_workers: int | None = None,
                 mixed_precision: bool | None = None, sides: list[int] | None = None) -> tuple[np.ndarray, np.ndarray]:
-    """Embed image files in batches: ``(embeddings, decoded)``, rows following ``paths``.
+    """Embed image files: ``(embeddings, decoded)``, rows following ``paths``.
 
-    ``sides[i]`` is the square side file i is resized to (default ``input_side``); files are batched by side.
+    A vector depends on its photo, its side, the weights and the embedder alone, never on which other photos
+    are embedded with it or where among them: a photo added later (an incremental run embeds it without
+    the others) gets the very bytes a from-scratch run gives it. oneDNN and cuDNN pick kernels by tensor
+    shape, and oneDNN's fp32 sums also depend on the thread count (measured: a batch of 1 vs 8, and 1 vs 2
+    threads, moved fp32 vectors by ~1e-4), so every forward has one shape and one thread count:
+
+    - CPU: forwards of exactly ``CPU_BATCH`` rows (the rest zero padding), each on one intra-op thread,
+      ``num_workers`` such threads side by side (default: torch's thread count); ``batch_size`` is not used.
+      At one shape and one thread, a row's bytes did not depend on its position or neighbours (fp32 and
+      bf16, sides 64 to 224: ``hm_recsys_tests/test_retrieval_images.py``, ``benchmarks/image_embeddings.py``).
+    - CUDA: forwards of exactly ``batch_size`` rows (zero padding) with cuDNN's deterministic algorithms;
+      ``num_workers`` DataLoader processes decode (default: up to 8). Not yet checked on a card.
+
+    ``sides[i]`` is the square side file i is resized to (default ``input_side``).
     ``decoded[i]`` is False for a file that could not be decoded; its row is zero.
     """
     torch = tf_env.torch()
@@ -201,30 +240,85 @@ def embed_files(model, paths: list[Path], batch_size: int = 64, device=None, num
     decoded = np.zeros(len(paths), dtype=bool)
     if not paths:
         return out, decoded
-    if num_workers is None:
-        num_workers = min(8, os.cpu_count() or 1) if device.type == "cuda" else 0
     sides = np.asarray(sides if sides is not None else [input_side(p) for p in paths])
     model = model.to(device, memory_format=torch.channels_last)
     dtype = autocast_dtype(device, mixed_precision)
-    with torch.inference_mode(), torch.autocast(device.type, dtype=dtype or torch.float32, enabled=dtype is not None):
-        for side in np.unique(sides):
-            rows = np.flatnonzero(sides == side)
-            loader = torch.utils.data.DataLoader(
-                _ImageFiles([paths[i] for i in rows], int(side)),
-                batch_size=batch_size,
-                shuffle=False,
-                num_workers=num_workers,
-                pin_memory=device.type == "cuda",
-            )
-            done = 0
-            for batch, ok in loader:
-                batch = batch.to(device, non_blocking=True).contiguous(memory_format=torch.channels_last)
-                feats = model(batch).float().cpu().numpy()
-                out[rows[done : done + len(feats)]] = feats
-                decoded[rows[done : done + len(feats)]] = ok.numpy()
-                done += len(feats)
+    if device.type == "cpu":
+        _embed_cpu(torch, model, paths, sides, dtype, num_workers or torch.get_num_threads(), out, decoded)
+    else:
+        _embed_fixed_batches(torch, model, paths, sides, dtype, device, batch_size,
+                             min(8, os.cpu_count() or 1) if num_workers is None else num_workers, out, decoded)
     out[~decoded] = 0.0
     return out, decoded
+
+
+def _embed_cpu(torch, model, paths, sides, dtype, workers: int, out: np.ndarray, decoded: np.ndarray) -> None:
+    """CPU: forwards of exactly ``CPU_BATCH`` rows (zero padding), each on one thread; ``workers`` threads
+    pull chunks of photos of one side from a queue, decode them and run the forward.
+
+    Threads, not intra-op parallelism: a forward's bytes then do not depend on the thread count, and no op
+    waits in an OpenMP barrier for a descheduled thread on a loaded machine. Decoding and the forward
+    release the GIL.
+    """
+    chunks = iter([rows[i : i + CPU_BATCH] for side in np.unique(sides)
+                   for rows in [np.flatnonzero(sides == side)] for i in range(0, len(rows), CPU_BATCH)])
+    lock = threading.Lock()
+
+    def work() -> None:
+        torch.set_num_threads(1)  # this thread's own OpenMP setting (a new thread starts with the default)
+        with torch.inference_mode(), torch.autocast("cpu", dtype=dtype or torch.float32, enabled=dtype is not None):
+            while True:
+                with lock:
+                    rows = next(chunks, None)
+                if rows is None:
+                    return
+                side = int(sides[rows[0]])
+                files = _ImageFiles([paths[i] for i in rows], side)
+                batch = torch.zeros(CPU_BATCH, 3, side, side)
+                for j in range(len(rows)):
+                    batch[j], decoded[rows[j]] = files[j]
+                if decoded[rows].any():
+                    out[rows] = model(batch.contiguous(memory_format=torch.channels_last))[: len(rows)].float().numpy()
+
+    n_workers = max(1, min(workers, -(-len(paths) // CPU_BATCH)))
+    threads_before = torch.get_num_threads()
+    torch.set_num_threads(1)
+    try:
+        with ThreadPoolExecutor(n_workers) as pool:
+            for job in [pool.submit(work) for _ in range(n_workers)]:
+                job.result()  # re-raises a worker's exception here
+    finally:
+        torch.set_num_threads(threads_before)
+
+
+def _embed_fixed_batches(torch, model, paths, sides, dtype, device, batch_size: int, num_workers: int,
+                         out: np.ndarray, decoded: np.ndarray) -> None:
+    """CUDA: batches of exactly ``batch_size`` rows (zero padding), cuDNN's deterministic algorithms, no autotuning."""
+    cudnn = torch.backends.cudnn
+    saved = cudnn.benchmark, cudnn.deterministic  # only these two (cudnn.flags() would reset the TF32 settings too)
+    cudnn.benchmark, cudnn.deterministic = False, True
+    try:
+        with torch.inference_mode(), torch.autocast(device.type, dtype=dtype or torch.float32, enabled=dtype is not None):
+            for side in np.unique(sides):
+                rows = np.flatnonzero(sides == side)
+                loader = torch.utils.data.DataLoader(
+                    _ImageFiles([paths[i] for i in rows], int(side)),
+                    batch_size=batch_size,
+                    shuffle=False,
+                    num_workers=num_workers,
+                    pin_memory=device.type == "cuda",
+                )
+                done = 0
+                for batch, ok in loader:
+                    n = len(batch)
+                    if n < batch_size:
+                        batch = torch.cat([batch, batch.new_zeros((batch_size - n, *batch.shape[1:]))])
+                    batch = batch.to(device, non_blocking=True).contiguous(memory_format=torch.channels_last)
+                    out[rows[done : done + n]] = model(batch)[:n].float().cpu().numpy()
+                    decoded[rows[done : done + n]] = ok.numpy()
+                    done += n
+    finally:
+        cudnn.benchmark, cudnn.deterministic = saved
 
 
 def embed_images(
@@ -242,7 +336,9 @@ def embed_images(
     """One row per article (``article_idx`` order) with its 2048-d embedding, reusing ``previous`` where valid.
 
     A previous row is reused when its ``image_hash`` equals the current file's hash and it was computed
-    with the same weights; everything else that has an image is embedded. Articles without an image,
+    with the same weights, side and ``embedder`` (device, precision, CUDA batch shape); everything else that
+    has an image is embedded. A vector does not depend on which photos are embedded with it (``embed_files``),
+    so the result equals a from-scratch run's byte for byte. Articles without an image,
     with an image that cannot be decoded, or in a world without an images folder get ``has_image=False``,
     a null hash and a zero vector. ``info`` carries the counts (``n_missing``, ``n_corrupt`` and the
     ``corrupt_images`` article ids, ``images_folder_found``), the speed, the device, the autocast
@@ -270,6 +366,9 @@ def embed_images(
 
     # No photo at all: no weights to find (and no network probe), nothing to reuse or embed.
     weights, state_dict = resolve_weights(weights_path, allow_download=allow_download) if present.any() else (None, None)
+    device_obj = tf_env.torch_device(device)
+    dtype = autocast_dtype(device_obj, mixed_precision)
+    how = embedder(device_obj, dtype, batch_size)
     if weights == RANDOM_INIT:
         log.warning(
             "NO IMAGENET WEIGHTS for ResNet50 (no configured file, none in torchvision's cache, no network): "
@@ -286,7 +385,7 @@ def embed_images(
         log.warning("previous image embeddings lack columns %s: every photo is embedded again", sorted(missing_cols))
     if previous is not None and previous.height and not missing_cols:
         prev = (
-            previous.filter(pl.col("has_image") & (pl.col("weights") == weights))
+            previous.filter(pl.col("has_image") & (pl.col("weights") == weights) & (pl.col("embedder") == how))
             .select("article_id", "image_hash", "input_side", pl.int_range(pl.len()).alias("_row"))
         )
         current = pl.DataFrame({"article_id": ids, "image_hash": hashes, "input_side": sides, "_pos": np.arange(len(ids))},
@@ -294,14 +393,13 @@ def embed_images(
                                        "_pos": pl.Int64})
         match = current.join(prev, on=["article_id", "image_hash", "input_side"], how="inner")
         if match.height:
-            prev_emb = previous.filter(pl.col("has_image") & (pl.col("weights") == weights))["embedding"].to_numpy()
+            prev_emb = previous.filter(pl.col("has_image") & (pl.col("weights") == weights)
+                                       & (pl.col("embedder") == how))["embedding"].to_numpy()
             pos = match["_pos"].to_numpy()
             embeddings[pos] = prev_emb[match["_row"].to_numpy()]
             reused[pos] = True
 
     todo = np.flatnonzero(present & ~reused)
-    device_obj = tf_env.torch_device(device)
-    dtype = autocast_dtype(device_obj, mixed_precision)
     t1 = time.perf_counter()
     corrupt = np.zeros(0, dtype=np.int64)
     if len(todo):
@@ -329,6 +427,7 @@ def embed_images(
             "image_hash": hashes,
             "weights": [weights if ok else None for ok in has_image],
             "input_side": [int(side) if ok else None for side, ok in zip(sides, has_image)],
+            "embedder": [how if ok else None for ok in has_image],
             "embedding": pl.Series("embedding", embeddings, dtype=OUTPUT_SCHEMA["embedding"]),
         },
         schema=OUTPUT_SCHEMA,
@@ -347,6 +446,7 @@ def embed_images(
         "device": str(device_obj),
         "precision": "fp32" if dtype is None else str(dtype).removeprefix("torch."),
         "weights": weights,
-        "batch_size": batch_size,
+        "batch_size": batch_size if device_obj.type != "cpu" else CPU_BATCH,
+        "embedder": how,
     }
     return frame, info
