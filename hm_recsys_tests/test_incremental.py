@@ -11,7 +11,7 @@ import time
 import pytest
 
 from hm_recsys.paths import DataPaths
-from hm_recsys_tests.conftest import FAST, artifacts, assert_same_artifacts, cli, copy_world
+from hm_recsys_tests.conftest import FAST, PHOTOS, artifacts, assert_same_artifacts, cli, copy_world
 from hm_recsys_tests.test_dagster_pipeline import run_count
 
 pytestmark = pytest.mark.slow
@@ -82,6 +82,8 @@ def test_one_command_after_changes_equals_from_scratch(backtested, tiny_world, t
     add_image(incremental, tiny_world)
     out = cli(incremental, "backtest", "--weeks", "1", "--config", FAST)
     assert out.returncode == 0, out.stdout[-3000:] + out.stderr[-3000:]
+    meta = _image_embeddings_meta(incremental)
+    assert (meta["n_embedded"], meta["n_reused"]) == (2, PHOTOS)  # the two new photos alone, the others reused
     runs = run_count(incremental)
     again = cli(incremental, "backtest", "--weeks", "1", "--config", FAST)
     assert again.returncode == 0 and run_count(incremental) == runs, again.stdout  # converged in one command
@@ -89,7 +91,16 @@ def test_one_command_after_changes_equals_from_scratch(backtested, tiny_world, t
     scratch = copy_world(incremental, tmp_path / "scratch", with_state=False)
     out = cli(scratch, "backtest", "--weeks", "1", "--config", FAST)
     assert out.returncode == 0, out.stdout[-3000:] + out.stderr[-3000:]
+    assert _image_embeddings_meta(scratch)["n_embedded"] == PHOTOS + 2  # from scratch: among all the others
     assert_same_artifacts(artifacts(incremental), artifacts(scratch))
+
+
+def _image_embeddings_meta(paths: DataPaths) -> dict:
+    import dagster as dg
+
+    with dg.DagsterInstance.from_config(str(paths.dagster_home)) as instance:
+        event = instance.get_latest_materialization_event(dg.AssetKey("image_embeddings"))
+        return {k: v.value for k, v in event.asset_materialization.metadata.items()}
 
 
 def _run_inside_a_step(paths: DataPaths) -> str | None:
