@@ -70,7 +70,11 @@ def rebuild(window_weeks: int, *, hold_failed: bool = True) -> dg.AutomationCond
         & ~AC.any_deps_match(Unsynced(upstream=True) & ~AC.will_be_requested()).with_label("any_deps_unsynced_here_or_upstream")
         & ~AC.any_deps_match(broken & ~AC.will_be_requested()).with_label("any_dep_failed_a_blocking_check")
     )
-    condition = wanted & inputs_ready & ~AC.in_progress()
+    # ``in_progress`` first: an evaluation reads each operand when it gets to it, and a run that ends in between
+    # was "missing" when read first and "not in progress" when read second, so its partitions were requested
+    # again (duplicate runs, seen on every tiny backtest). Read in this order, a run not in progress any more
+    # has already written its materializations when ``missing`` is read.
+    condition = ~AC.in_progress() & wanted & inputs_ready
     if hold_failed:
         failed = AC.execution_failed().since(AC.any_deps_updated() | AC.code_version_changed())
         condition = condition & ~failed.with_label("failed_since_last_change")

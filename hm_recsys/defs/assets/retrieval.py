@@ -46,7 +46,7 @@ def build_images(configs: dict, automation: dg.AutomationCondition) -> dg.Assets
 
     @dg.asset(
         deps=["raw_images", "articles"], group_name=GROUP, pool=GPU_POOL, op_tags=GPU_TAGS, automation_condition=automation,
-        code_version=code_version("4", ImageEmbeddingConfig), kinds={"pytorch", "parquet"},
+        code_version=code_version("5", ImageEmbeddingConfig), kinds={"pytorch", "parquet"},
     )
     def image_embeddings(context: dg.AssetExecutionContext, config: ImageEmbeddingConfig, data: DataResource,
                          compute: ComputeResource) -> dg.MaterializeResult:
