@@ -1,6 +1,6 @@
 """Latency, throughput, memory and switch time of the recommendations API (``hm-recsys serve``).
 
-    .venv/bin/python benchmarks/serving.py [--customers 1371980] [--rates 200 500 1000] [--seconds 10]
+    .venv/bin/python benchmarks/serving.py [--customers 1371980] [--rates 200 500 1000] [--seconds 10] [--switches 3]
 
 Builds a synthetic snapshot of ``--customers`` customers (64-hex ids, 105,542 articles: the full world's
 sizes; ``--customers 50000`` is the demo world's) straight from arrays, no pipeline, publishes it under a
@@ -9,8 +9,11 @@ subprocess, and drives ``GET /recommendations/<id>`` open-loop on loopback at ea
 keep-alive connections: each request has a scheduled send time, and its latency is measured from that
 time (a late send counts against the server, no coordinated omission). 90 % known ids, 10 % unknown
 (fallback). Load generator and server share the machine (2 cores here): both numbers include that.
-Prints: publish time, the server's snapshot load (validation) time and resident memory, p50/p99/max and
-achieved throughput per rate, and the switch time (a new snapshot published -> /version reports it).
+Prints: the load average (the machine may be shared), publish time (and its phases: ``Published.seconds``),
+the server's snapshot load (validation) time and resident memory, p50/p99/max and achieved throughput per
+rate (``--rates`` with no rate: none), and ``--switches`` times the switch: from the start of publishing a
+new snapshot to /version reporting it, split into publish, the wait for the poller, and the server's load
+(``load_phases``: map, check, hash -- check and hash run at the same time); then the median and the worst.
 """
 
 from __future__ import annotations
@@ -18,6 +21,7 @@ from __future__ import annotations
 import argparse
 import http.client
 import json
+import os
 import random
 import socket
 import subprocess
@@ -115,9 +119,11 @@ def load(port: int, ids: list[str], rate: float, seconds: float, threads: int = 
 def main() -> None:
     ap = argparse.ArgumentParser(description=__doc__.splitlines()[0])
     ap.add_argument("--customers", type=int, default=1_371_980)
-    ap.add_argument("--rates", type=float, nargs="+", default=[200, 500, 1000])
+    ap.add_argument("--rates", type=float, nargs="*", default=[200, 500, 1000])
     ap.add_argument("--seconds", type=float, default=10)
+    ap.add_argument("--switches", type=int, default=3, help="new snapshots to publish and time the switch to")
     args = ap.parse_args()
+    print("load average %.2f %.2f %.2f (1, 5, 15 min) on %d cores" % (*os.getloadavg(), os.cpu_count()))
     with tempfile.TemporaryDirectory() as tmp:
         root = S.serving_root(tmp)
         t0 = time.perf_counter()
@@ -126,7 +132,7 @@ def main() -> None:
         pub = S.publish(root, content)
         t2 = time.perf_counter()
         size = pub.size_bytes / 2**20
-        print(f"customers {args.customers:,}: arrays {t1 - t0:.1f} s, publish {t2 - t1:.2f} s, snapshot {size:.0f} MiB")
+        print(f"customers {args.customers:,}: arrays {t1 - t0:.1f} s, publish {t2 - t1:.2f} s {pub.seconds}, snapshot {size:.0f} MiB")
         port = free_port()
         code = ("import uvicorn, sys; from hm_recsys.serving.app import create_app; "
                 f"uvicorn.run(create_app({str(root)!r}), host='127.0.0.1', port={port}, log_level='warning')")
@@ -145,23 +151,33 @@ def main() -> None:
                 time.sleep(0.05)
             health = json.loads(body)
             print(f"server ready {time.perf_counter() - started:.1f} s after start; snapshot load (validation) "
-                  f"{health['load_seconds']:.2f} s; RSS {rss_mib(server.pid):.0f} MiB")
-            print("\n| offered req/s | achieved req/s | p50 ms | p99 ms | max ms | errors |\n|---|---|---|---|---|---|")
+                  f"{health['load_seconds']:.2f} s {health.get('load_phases', '')}; RSS {rss_mib(server.pid):.0f} MiB")
+            if args.rates:
+                print("\n| offered req/s | achieved req/s | p50 ms | p99 ms | max ms | errors |\n|---|---|---|---|---|---|")
             for rate in args.rates:
                 r = load(port, ids, rate, args.seconds)
                 print(f"| {rate:.0f} | {r['throughput']:.0f} | {r['p50_ms']:.2f} | {r['p99_ms']:.2f} | {r['max_ms']:.1f} "
                       f"| {r['errors']} |", flush=True)
             print(f"\nRSS after the load: {rss_mib(server.pid):.0f} MiB")
-            content2, _ = synthetic(args.customers, seed=2)
-            t3 = time.perf_counter()
-            pub2 = S.publish(root, content2)
-            t4 = time.perf_counter()
-            conn = http.client.HTTPConnection("127.0.0.1", port, timeout=5)  # the idle one timed out meanwhile
-            while json.loads(get(conn, "/version")[1])["version"] != pub2.version:
-                time.sleep(0.02)
-            t5 = time.perf_counter()
-            print(f"switch: publish {t4 - t3:.2f} s, then served after {t5 - t4:.2f} s (poll 1 s + validation); "
-                  f"total {t5 - t3:.2f} s; RSS {rss_mib(server.pid):.0f} MiB")
+            totals = []
+            for seed in range(2, 2 + args.switches):
+                content2, _ = synthetic(args.customers, seed=seed)
+                conn = http.client.HTTPConnection("127.0.0.1", port, timeout=5)  # the idle one timed out meanwhile
+                t3 = time.perf_counter()
+                pub2 = S.publish(root, content2)
+                t4 = time.perf_counter()
+                while (served := json.loads(get(conn, "/version")[1]))["version"] != pub2.version:
+                    time.sleep(0.01)
+                t5 = time.perf_counter()
+                totals.append(t5 - t3)
+                loaded = served.get("load_seconds", float("nan"))
+                print(f"switch: publish {t4 - t3:.2f} s {pub2.seconds}, then served after {t5 - t4:.2f} s "
+                      f"(poll wait + load {loaded:.2f} s {served.get('load_phases', '')}); total {t5 - t3:.2f} s; "
+                      f"RSS {rss_mib(server.pid):.0f} MiB", flush=True)
+                del content2
+            if totals:
+                print(f"switch total over {len(totals)}: median {float(np.median(totals)):.2f} s, worst {max(totals):.2f} s; "
+                      "load average %.2f %.2f %.2f" % os.getloadavg())
         finally:
             server.terminate()
             server.wait(timeout=30)

@@ -10,13 +10,14 @@
 - ``GET /page`` (``/`` redirects there), ``/page/data``, ``/page/random``, ``/images/...``: the merchandiser's
   page over the same snapshot, its data read lazily per request from the data folder (``page.py``).
 
-A background thread reads ``<data>/serving/current`` every ``poll_s`` seconds; when it names another
-snapshot, the thread loads and validates it and then replaces the one reference every request reads
-(``SnapshotHolder.snapshot``). A request reads that reference once and answers from that object alone, so
-an answer never mixes two snapshots, and a request in flight during a switch finishes on the old one
-(its arrays stay mapped while referenced). A snapshot that fails validation is refused: the previous one
-keeps serving, the reason is logged and shown by ``/health``; it is tried again when ``current`` changes or
-``retry_s`` later.
+A background thread reads ``<data>/serving/current`` every ``poll_s`` seconds (0.2: a read of a few bytes,
+so at most 0.2 s pass before a switch starts); when it names another snapshot, the thread loads and
+validates it (``load_snapshot``: ~0.25 s at 1.37M customers on an idle machine) and then replaces the one
+reference every request reads (``SnapshotHolder.snapshot``). A request reads that reference once and
+answers from that object alone, so an answer never mixes two snapshots, and a request in flight during a
+switch finishes on the old one (its arrays stay mapped while referenced). A snapshot that fails validation
+is refused: the previous one keeps serving, the reason is logged and shown by ``/health``; it is tried
+again when ``current`` changes or ``retry_s`` later.
 """
 
 from __future__ import annotations
@@ -38,13 +39,14 @@ from hm_recsys.serving.snapshot import K, Snapshot, SnapshotError, load_snapshot
 
 log = logging.getLogger("hm_recsys.serving")
 CUSTOMER_ID = re.compile(rf"[0-9a-f]{{{CUSTOMER_ID_LENGTH}}}")
+POLL_S = 0.2  # seconds between reads of ``current``
 BUILD_HINT = "build one with `hm-recsys predict` (it materializes the production week's serving_snapshot), or let `make ui` build it"
 
 
 class SnapshotHolder:
     """The one snapshot reference the requests read, and the poller that replaces it."""
 
-    def __init__(self, root: str | Path, poll_s: float = 1.0, retry_s: float = 30.0):
+    def __init__(self, root: str | Path, poll_s: float = POLL_S, retry_s: float = 30.0):
         self.root = Path(root)
         self.poll_s, self.retry_s = poll_s, retry_s
         self.snapshot: Snapshot | None = None  # replaced whole, never mutated
@@ -76,8 +78,8 @@ class SnapshotHolder:
             self.snapshot = snap  # the switch: one reference assignment
             self.refused = None
             self.switches += 1
-            log.info("serving snapshot %s/%s (%d customers, validated in %.2f s)", snap.week, snap.version,
-                     snap.n_customers, snap.load_seconds)
+            log.info("serving snapshot %s/%s (%d customers, validated in %.2f s: %s)", snap.week, snap.version,
+                     snap.n_customers, snap.load_seconds, snap.load_phases)
             return True
 
     def _run(self) -> None:
@@ -107,10 +109,10 @@ class SnapshotHolder:
 def _describe(snap: Snapshot) -> dict:
     return {"week": snap.week, "version": snap.version, "customers": snap.n_customers,
             "loaded_at": time.strftime("%Y-%m-%dT%H:%M:%SZ", time.gmtime(snap.loaded_at)),
-            "load_seconds": round(snap.load_seconds, 3), "path": str(snap.path)}
+            "load_seconds": round(snap.load_seconds, 3), "load_phases": snap.load_phases, "path": str(snap.path)}
 
 
-def create_app(root: str | Path, *, poll_s: float = 1.0, retry_s: float = 30.0, poll: bool = True,
+def create_app(root: str | Path, *, poll_s: float = POLL_S, retry_s: float = 30.0, poll: bool = True,
                data_root: str | Path | None = None) -> FastAPI:
     """The API over ``root`` (``<data>/serving``). ``poll``: start the background poller with the app
     (tests may drive ``app.state.holder.poll_once()`` themselves instead). ``data_root``: the data folder
