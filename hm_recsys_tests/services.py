@@ -377,17 +377,19 @@ def stop_instigators(cluster: Cluster, workdir: Path) -> list[str]:
 
 @contextlib.contextmanager
 def cluster_services(data_dir: Path, workdir: Path, queues=("cpu", "gpu"), automation: bool = False,
-                     env: dict[str, str] | None = None) -> Iterator[Cluster]:
+                     env: dict[str, str] | None = None, concurrency: dict[str, int] | None = None) -> Iterator[Cluster]:
     """PostgreSQL + Redis + one Celery worker per queue + the daemon, for one data root. ``automation``:
     leave the sensors and schedules as the code declares them (on), else stop them before the daemon starts.
     ``env``: more settings every process sees (the code location loads the same definitions everywhere).
+    ``concurrency``: tasks at a time per queue (default 1).
     ``cluster.workers``: node names; ``cluster.worker[queue]``: the ``CeleryWorker`` (to stop, kill, restart)."""
     storage = data_dir / "dagster_storage"
     storage.mkdir(parents=True, exist_ok=True)
     with postgres() as pg, redis_server() as broker:
         cluster = Cluster(pg, broker, data_dir, storage, extra_env=dict(env or {}))
         cluster.stopped = [] if automation else stop_instigators(cluster, workdir / "setup")
-        cluster.worker = {q: CeleryWorker(cluster, q, workdir / f"worker-{q}") for q in queues}
+        cluster.worker = {q: CeleryWorker(cluster, q, workdir / f"worker-{q}", (concurrency or {}).get(q, 1))
+                          for q in queues}
         with contextlib.ExitStack() as stack:
             for worker in cluster.worker.values():
                 stack.callback(worker.stop)
