@@ -1,33 +1,45 @@
 """The whole pipeline at the real data's size: generate the full world, run ``hm-recsys backtest --weeks 1``
 then ``hm-recsys predict`` on it (the real CLI: Dagster's automation, executor and every asset), and write the
-per-asset, per-week table (wall time, peak RSS, disk written, rows), the MAP@12 of every recommender on the
-backtested week, and the disk each week holds.
+per-asset, per-week table (wall time, CPU time, peak RSS, disk written, rows), the MAP@12 of every recommender
+on the backtested week, and the disk each week holds.
 
-    .venv/bin/python benchmarks/full_scale.py --data-dir /work/fullrun --table-out benchmarks/results/full_run.txt
+    .venv/bin/python benchmarks/full_scale.py --data-dir /work/fullrun \
+        --table-out benchmarks/results/$(date +%F)_full_run.txt > full.log 2>&1 &
 
 Hours on a 2-core machine: run it in the background with its output logged to a file. Running the same
 command again after an interruption resumes from what Dagster had materialized (the logs and memory samples
 of every start are kept in DATA/bench/ and all go into the table). ``--table-only`` rebuilds the table.
-The world is generated into DATA/raw unless its CSVs are there (``--images`` also draws the 105k photos);
-DATA/config.yaml is written from ``--config`` unless one exists. The run's own wall time is
-DATA/bench/commands.jsonl (one line per command per start).
+The world is generated into DATA/raw unless its CSVs are there (``--images`` also draws the 105k photos; the
+generation's wall time and peak RSS are printed); DATA/config.yaml is written from ``--config`` unless one
+exists. The run's own wall time is DATA/bench/commands.jsonl (one line per command per start).
+
+How the table is made (three records of the run joined):
+- memory: Dagster's multiprocess executor runs each step in its own spawned process, so a process's VmHWM
+  (its own peak RSS, kept by the kernel) is the step's peak. While a command runs, ``Sampler`` reads every
+  ``--every`` seconds, for each descendant of the command, VmHWM, /proc/PID/io write_bytes and its CPU
+  seconds (all only grow, so the last sample before exit is at most one interval short), and the machine's
+  lowest MemAvailable, into DATA/bench/rss-*.json (pid -> {cmd, first, last, hwm_gib, write_mb, cpu_s});
+- the CLI's logs (DATA/bench/cli-*.log), whose STEP_WORKER_STARTED lines name the process id of each step;
+- the folder's Dagster instance: every successful step's start and end, its run's partition (target week),
+  and the rows its materialization reported (``rows``, ``examples`` or ``training_rows`` metadata).
 """
 
 from __future__ import annotations
 
 import argparse
+import collections
 import json
+import os
+import re
+import resource
 import subprocess
 import sys
 import threading
 import time
 from pathlib import Path
 
-sys.path.insert(0, str(Path(__file__).resolve().parent))
-sys.path.insert(0, str(Path(__file__).resolve().parents[1]))
+GIB = 2**30
 
-from full_run_table import build_table  # noqa: E402
-from rss_watch import Sampler  # noqa: E402
 
 # The id tables learn with sparse Adagrad updates at full scale (0.015 s/step vs Adam's 0.203 s, README).
 # One epoch for an anchor (from scratch): 14.3M examples are 14k steps at batch 1024, against ~1k per epoch on
@@ -35,6 +47,267 @@ from rss_watch import Sampler  # noqa: E402
 DEFAULT_CONFIG = "two_tower: {optimizer: sparse_adam, epochs: 1}\n"
 RAW_FILES = ("articles.csv", "customers.csv", "transactions_train.csv")
 COMMANDS = (("backtest", "--weeks", "1"), ("predict",))
+
+
+# Memory, CPU and disk writes of every process of a running command, sampled from /proc.
+
+
+def _children(pid: int) -> list[int]:
+    out = []
+    for task in Path(f"/proc/{pid}/task").glob("*"):
+        try:
+            out += [int(c) for c in (task / "children").read_text().split()]
+        except OSError:
+            pass
+    return out
+
+
+def descendants(root: int) -> list[int]:
+    seen, todo = [], [root]
+    while todo:
+        pid = todo.pop()
+        seen.append(pid)
+        todo += _children(pid)
+    return seen
+
+
+def _status_kib(pid: int, field: str) -> int | None:
+    try:
+        for line in Path(f"/proc/{pid}/status").read_text().splitlines():
+            if line.startswith(field + ":"):
+                return int(line.split()[1])
+    except OSError:
+        return None
+    return None
+
+
+def _write_bytes(pid: int) -> int | None:
+    try:
+        for line in Path(f"/proc/{pid}/io").read_text().splitlines():
+            if line.startswith("write_bytes:"):
+                return int(line.split()[1])
+    except OSError:
+        return None
+    return None
+
+
+TICKS = os.sysconf("SC_CLK_TCK")
+
+
+def _cpu_s(pid: int) -> float | None:
+    """User + system CPU seconds of the process so far (its threads included)."""
+    try:
+        fields = Path(f"/proc/{pid}/stat").read_text().rsplit(")", 1)[1].split()
+    except OSError:
+        return None
+    return (int(fields[11]) + int(fields[12])) / TICKS
+
+
+def _mem_available_gib() -> float:
+    for line in Path("/proc/meminfo").read_text().splitlines():
+        if line.startswith("MemAvailable:"):
+            return int(line.split()[1]) * 1024 / GIB
+    raise RuntimeError("no MemAvailable in /proc/meminfo")
+
+
+class Sampler:
+    """Peak RSS and disk writes of every descendant of ``root``, merged into ``out`` (JSON) at each sample."""
+
+    def __init__(self, root: int, out: Path):
+        self.root, self.out = root, out
+        # A file shared by several commands (full_scale.py: backtest, then predict) keeps every command's
+        # processes and the lowest MemAvailable of all: a fresh low overwrote the backtest's with predict's.
+        old = json.loads(out.read_text()) if out.exists() else {}
+        self.procs: dict[int, dict] = {int(k): v for k, v in old.get("procs", {}).items()}
+        self.low: float | None = old.get("min_mem_available_gib")
+
+    def sample(self) -> None:
+        now = time.time()
+        for pid in descendants(self.root):
+            hwm = _status_kib(pid, "VmHWM")
+            if hwm is None:
+                continue
+            rec = self.procs.get(pid)
+            if rec is None:
+                try:
+                    cmd = Path(f"/proc/{pid}/cmdline").read_bytes().replace(b"\0", b" ").decode()[:200]
+                except OSError:
+                    continue
+                rec = self.procs[pid] = {"cmd": cmd, "first": now, "hwm_gib": 0.0, "write_mb": 0.0}
+            rec["last"] = now
+            rec["hwm_gib"] = max(rec["hwm_gib"], hwm * 1024 / GIB)
+            wb = _write_bytes(pid)
+            if wb is not None:
+                rec["write_mb"] = max(rec["write_mb"], wb / 1e6)
+            cpu = _cpu_s(pid)
+            if cpu is not None:
+                rec["cpu_s"] = max(rec.get("cpu_s", 0.0), cpu)
+        avail = _mem_available_gib()
+        self.low = avail if self.low is None else min(self.low, avail)
+        tmp = self.out.with_suffix(".tmp")
+        tmp.write_text(json.dumps({"root": self.root, "min_mem_available_gib": self.low, "procs": self.procs}))
+        os.replace(tmp, self.out)
+
+    def run_while_alive(self, every: float = 2.0) -> None:
+        while Path(f"/proc/{self.root}").exists():
+            self.sample()
+            time.sleep(every)
+
+
+# The per-asset, per-week table.
+
+STARTED = re.compile(r" - ([0-9a-f-]{36}) - (\d+) - (\S+) - STEP_WORKER_STARTED")
+ROW_KEYS = ("rows", "examples", "training_rows")
+WEEK = re.compile(r"^\d{4}-\d{2}-\d{2}$")
+
+
+def step_pids(logs: list[Path]) -> dict[tuple[str, str], int]:
+    out = {}
+    for line in (line for log in logs for line in log.read_text(errors="replace").splitlines()):
+        m = STARTED.search(line)
+        if m:
+            out[(m.group(1), m.group(3))] = int(m.group(2))
+    return out
+
+
+def week_disk_mb(root: Path) -> dict[str, float]:
+    """Bytes under every ``<kind>/<week>/`` folder of the data root, summed per week."""
+    sizes: dict[str, float] = collections.defaultdict(float)
+    for kind in root.iterdir():
+        if not kind.is_dir() or kind.name in ("dagster_home", "raw"):
+            continue
+        for sub in kind.iterdir():
+            if sub.is_dir() and WEEK.match(sub.name):
+                sizes[sub.name] += sum(f.stat().st_size for f in sub.rglob("*") if f.is_file()) / 1e6
+    return dict(sizes)
+
+
+def _load_procs(paths: list[Path]) -> tuple[dict[int, list[dict]], float | None]:
+    """Every sampled process by pid (a pid can recur across restarts), and the lowest MemAvailable seen."""
+    procs: dict[int, list[dict]] = collections.defaultdict(list)
+    low = None
+    for path in paths:
+        rss = json.loads(path.read_text())
+        for pid, rec in rss["procs"].items():
+            procs[int(pid)].append(rec)
+        m = rss.get("min_mem_available_gib")
+        low = m if low is None or m is None else min(low, m)
+    return procs, low
+
+
+def _proc_for(procs: dict[int, list[dict]], pid: int, start: float, end: float) -> dict:
+    """The sampled process with this pid that was alive during the step (a few seconds' slack); of two
+    samplers that watched it, the one that saw it last."""
+    alive = [r for r in procs.get(pid, []) if r["first"] - 10 <= end and r["last"] + 10 >= start]
+    return max(alive, key=lambda r: (r["last"], "cpu_s" in r), default={})
+
+
+def busy_seconds(rows: list[tuple]) -> float:
+    """Wall seconds covered by at least one successful step (the union of their intervals)."""
+    total, end = 0.0, None
+    for start, stop in sorted((r[0], r[0] + r[3]) for r in rows):
+        if end is None or start > end:
+            total += stop - start
+            end = stop
+        elif stop > end:
+            total += stop - end
+            end = stop
+    return total
+
+
+STAGES = {
+    "tables": ("articles", "customers", "transactions", "image_embeddings", "history"),
+    "weekly shards": ("tfrecords",),
+    "towers": ("two_tower_model", "two_tower_finetuned"),
+    "sources": ("als_candidates", "same_product_candidates", "repurchase_candidates", "popular_candidates",
+                "bought_together_candidates", "age_popular_candidates"),
+    "retrieval": ("retrieval_candidates",),
+    "union": ("candidates",),
+    "ranker features": ("ranker_features",),
+    "ranking (tuning + model)": ("ranker_hparams", "ranker_model"),
+    "final + evaluation": ("final", "evaluation"),
+    "baselines": ("popular_all_time", "popular_last_week", "repurchase_popular"),
+}
+
+
+def stage_table(rows: list[tuple]) -> list[str]:
+    """Wall and CPU seconds summed per stage of the funnel, largest CPU first (steps of any other asset: "other")."""
+    stage_of = {asset: stage for stage, assets in STAGES.items() for asset in assets}
+    wall: dict[str, float] = collections.defaultdict(float)
+    cpu: dict[str, float] = collections.defaultdict(float)
+    for _, key, _, secs, _, _, _, cpu_s in rows:
+        stage = stage_of.get(key, "other")
+        wall[stage] += secs
+        cpu[stage] += cpu_s or 0.0
+    out = ["| stage | steps' wall s | steps' CPU s |", "|---|---:|---:|"]
+    out += [f"| {s} | {wall[s]:,.0f} | {cpu[s]:,.0f} |" for s in sorted(wall, key=lambda s: -cpu[s])]
+    out.append(f"| all | {sum(wall.values()):,.0f} | {sum(cpu.values()):,.0f} |")
+    return out
+
+
+def map_table(root: Path) -> list[str]:
+    reports = sorted(root.glob("reports/*/metrics.json"))
+    metrics = [m for m in (json.loads(r.read_text()) for r in reports) if m.get("buyers")]  # not the production week
+    if not metrics:
+        return []
+    names = sorted({n for m in metrics for n in m["map12"]}, key=lambda n: -metrics[-1]["map12"].get(n, 0))
+    out = ["| recommender | " + " | ".join(m["week"] for m in metrics) + " |", "|---|" + "---:|" * len(metrics)]
+    out += [f"| {n} | " + " | ".join(f"{m['map12'][n]:.5f}" if n in m["map12"] else "-" for m in metrics) + " |"
+            for n in names]
+    out.append("| buyers | " + " | ".join(f"{m['buyers']:,}" for m in metrics) + " |")
+    return out
+
+
+def build_table(data_dir: Path, logs: list[Path], rss_paths: list[Path]) -> str:
+    os.environ["DAGSTER_HOME"] = str((data_dir / "dagster_home").resolve())
+    import dagster as dg
+
+    pids = step_pids(logs)
+    procs, low = _load_procs(rss_paths)
+    rows = []
+    with dg.DagsterInstance.get() as instance:
+        for run in instance.get_runs():
+            week = run.tags.get("dagster/partition", "-")
+            for step in instance.get_run_step_stats(run.run_id):
+                if not (step.start_time and step.end_time and step.status and step.status.value == "SUCCESS"):
+                    continue
+                proc = _proc_for(procs, pids.get((run.run_id, step.step_key), -1), step.start_time, step.end_time)
+                n = None
+                records = instance.fetch_materializations(
+                    dg.AssetRecordsFilter(asset_key=dg.AssetKey(step.step_key),
+                                          asset_partitions=None if week == "-" else [week]), limit=1).records
+                if records:
+                    md = records[0].asset_materialization.metadata
+                    n = next((md[k].value for k in ROW_KEYS if k in md), None)
+                rows.append((step.start_time, step.step_key, week, step.end_time - step.start_time,
+                             proc.get("hwm_gib"), proc.get("write_mb"), n, proc.get("cpu_s")))
+    rows.sort()
+    low_text = "-" if low is None else f"{low:.1f} GiB"
+    out = [f"# {data_dir}: {len(rows)} steps, in start order; peak RSS = the step process's VmHWM "
+           f"(sampled every few s); disk = its write_bytes; CPU s = its user + system seconds (2 cores: at most "
+           f"2x wall); lowest MemAvailable seen {low_text}",
+           "| asset | week | wall s | CPU s | peak RSS GiB | disk written MB | rows |",
+           "|---|---|---:|---:|---:|---:|---:|"]
+    for _, key, week, secs, hwm, mb, n, cpu in rows:
+        out.append(f"| {key} | {week} | {secs:.0f} | {'-' if cpu is None else f'{cpu:.0f}'} | "
+                   f"{'-' if hwm is None else f'{hwm:.2f}'} | "
+                   f"{'-' if mb is None else f'{mb:,.0f}'} | {'-' if n is None else f'{n:,}'} |")
+    if rows:
+        first = min(r[0] for r in rows)
+        last = max(r[0] + r[3] for r in rows)
+        out.append(f"\nsteps: {sum(r[3] for r in rows):.0f} s summed, {busy_seconds(rows):.0f} s of wall with at least one "
+                   f"step running (gaps between runs, restarts and killed attempts excluded), {last - first:.0f} s "
+                   f"from the first start to the last end; max peak RSS {max((r[4] or 0) for r in rows):.2f} GiB")
+        out += ["\nby stage (summed over the steps of every week; steps of concurrent runs overlap):", *stage_table(rows)]
+    mp = map_table(data_dir)
+    if mp:
+        out += ["\nMAP@12 of every recommender on the backtested weeks (reports/WEEK/metrics.json):", *mp]
+    out.append("\n| week | disk MB |\n|---|---:|")
+    out += [f"| {week} | {mb:,.0f} |" for week, mb in sorted(week_disk_mb(data_dir).items())]
+    return "\n".join(out)
+
+
+# The run.
 
 
 def generate(data: Path, scale: str, seed: int, images: bool) -> None:
@@ -45,7 +318,9 @@ def generate(data: Path, scale: str, seed: int, images: bool) -> None:
     code = ("from hm_recsys.synth import generate_world; "
             f"generate_world({str(data)!r}, {scale!r}, seed={seed}, images={images})")
     subprocess.run([sys.executable, "-c", code], check=True)
-    print(f"world: generated in {time.perf_counter() - start:.0f} s", flush=True)
+    # The first child this process waits for, so the children's peak is the generator's own.
+    peak = resource.getrusage(resource.RUSAGE_CHILDREN).ru_maxrss * 1024 / GIB
+    print(f"world: generated in {time.perf_counter() - start:.0f} s, peak RSS {peak:.2f} GiB", flush=True)
 
 
 def run_command(data: Path, args: tuple[str, ...], log: Path, rss: Path, every: float) -> dict:

@@ -1,16 +1,14 @@
-"""Full-scale cost of the retrieval stage: exact top-100 for 1.37M customers x 105k articles, and one
-training epoch of the two towers with full-size vocabularies. Prints time and peak memory (RSS).
+"""Full-scale cost of training the two towers: seconds per step with full-size vocabularies (1.37M customers,
+105k articles), extrapolated to one epoch of the 365-day window. Prints time and peak memory (RSS).
 
-    .venv/bin/python benchmarks/retrieval_full.py                      # both parts
-    .venv/bin/python benchmarks/retrieval_full.py --part brute --customers 200000   # measure, extrapolate
-    .venv/bin/python benchmarks/retrieval_full.py --part train --steps 40
+    .venv/bin/python benchmarks/two_tower_full_scale.py --steps 30 --batch-size 1024 --deterministic --optimizer sparse_adam
+    .venv/bin/python benchmarks/two_tower_full_scale.py --steps 30 --optimizer adam     # batch 4096
 
-Each part runs in its own process so its peak RSS is its own. Embeddings and training rows are random
-(cost does not depend on their values). Brute force runs the real ``brute_force.top_k``; with
-``--customers`` below 1,371,980 the time is extrapolated linearly and the output memory scaled.
-Training runs the real towers on real TFRecord shards (written with the project's encoder) for
-``--steps`` batches of 4096 and extrapolates to an epoch of the 365-day window at full scale
-(31.79M rows x 365/734 days x 0.906 non-duplicate share = 14.3M examples, 3,500 steps).
+Training runs in its own process so its peak RSS is its own. The training rows are random (cost does not
+depend on their values); the towers are the real ones, read from real TFRecord shards (written with the
+project's encoder), for ``--steps`` batches, and the median step is extrapolated to an epoch of the 365-day
+window at full scale (31.79M rows x 365/734 days x 0.906 non-duplicate share = 14.3M examples).
+The exact top-100 over the same shapes: ``benchmarks/topk_full_scale.py``.
 """
 
 from __future__ import annotations
@@ -44,37 +42,6 @@ AFFINITY_DIM = (5 + 1) + (19 + 1) + (21 + 1)
 
 def peak_rss_gib() -> float:
     return resource.getrusage(resource.RUSAGE_SELF).ru_maxrss / 2**20
-
-
-def brute(customers: int, k: int) -> dict:
-    from hm_recsys.retrieval import brute_force, tf_env
-
-    torch = tf_env.torch()
-    rng = np.random.default_rng(0)
-    items = rng.standard_normal((N_ARTICLES, 32), dtype=np.float32)
-    items /= np.linalg.norm(items, axis=1, keepdims=True)
-    users = rng.standard_normal((customers, 32), dtype=np.float32)
-    users /= np.linalg.norm(users, axis=1, keepdims=True)
-    base = peak_rss_gib()
-    t0 = time.perf_counter()
-    cands = brute_force.top_k(users, items, k=k)
-    seconds = time.perf_counter() - t0
-    out_gib = cands.estimated_size() / 2**30
-    scale = N_CUSTOMERS / customers
-    return {
-        "part": "brute",
-        "device": str(tf_env.torch_device()),
-        "torch_threads": torch.get_num_threads(),
-        "customers_measured": customers,
-        "seconds_measured": round(seconds, 1),
-        "customers_per_second": round(customers / seconds),
-        "seconds_full": round(seconds * scale, 1),
-        "output_gib_measured": round(out_gib, 3),
-        "output_gib_full": round(out_gib * scale, 2),
-        "peak_rss_gib_measured": round(peak_rss_gib(), 2),
-        "peak_rss_gib_full_estimate": round(peak_rss_gib() + out_gib * (scale - 1), 2),
-        "rss_before_gib": round(base, 2),
-    }
 
 
 def train(steps: int, batch: int, use_images: bool, optimizer: str, deterministic: bool = False) -> dict:
@@ -176,47 +143,31 @@ def train(steps: int, batch: int, use_images: bool, optimizer: str, deterministi
 
 def main() -> None:
     ap = argparse.ArgumentParser(description=__doc__, formatter_class=argparse.RawDescriptionHelpFormatter)
-    ap.add_argument("--part", choices=["brute", "train", "both"], default="both")
-    ap.add_argument("--customers", type=int, default=N_CUSTOMERS)
-    ap.add_argument("--k", type=int, default=100)
     ap.add_argument("--steps", type=int, default=40)
     ap.add_argument("--batch-size", type=int, default=4096)
     ap.add_argument("--no-images", action="store_true")
     ap.add_argument("--optimizer", default="adam", choices=["adam", "adagrad", "sparse_adam"])
     ap.add_argument("--deterministic", action="store_true", help="enable op determinism, as the pipeline does")
-    ap.add_argument("--child", help=argparse.SUPPRESS)
+    ap.add_argument("--child", action="store_true", help=argparse.SUPPRESS)
     args = ap.parse_args()
-    if args.child == "brute":
-        print(json.dumps(brute(args.customers, args.k)))
-        return
-    if args.child == "train":
+    if args.child:
         print(json.dumps(train(args.steps, args.batch_size, not args.no_images, args.optimizer, args.deterministic)))
         return
-    parts = ["brute", "train"] if args.part == "both" else [args.part]
     print(f"machine: {os.cpu_count()} CPUs; {N_CUSTOMERS:,} customers x {N_ARTICLES:,} articles")
-    for part in parts:
-        cmd = [sys.executable, __file__, "--child", part, "--customers", str(args.customers), "--k", str(args.k),
-               "--steps", str(args.steps), "--batch-size", str(args.batch_size), "--optimizer", args.optimizer]
-        cmd += (["--no-images"] if args.no_images else []) + (["--deterministic"] if args.deterministic else [])
-        res = subprocess.run(cmd, capture_output=True, text=True)
-        if res.returncode != 0:
-            print(res.stderr[-3000:])
-            raise SystemExit(f"{part} part failed")
-        result = json.loads(res.stdout.strip().splitlines()[-1])
-        if part == "brute":
-            how = "measured" if result["customers_measured"] == N_CUSTOMERS else "extrapolated"
-            print(f"brute-force top-{args.k}: {result['customers_measured']:,} customers in {result['seconds_measured']} s "
-                  f"({result['customers_per_second']:,}/s) -> all {N_CUSTOMERS:,}: {result['seconds_full'] / 60:.1f} min ({how}); "
-                  f"peak RSS {result['peak_rss_gib_measured']} GiB (full run ~{result['peak_rss_gib_full_estimate']} GiB, "
-                  f"output frame {result['output_gib_full']} GiB); device {result['device']}, {result['torch_threads']} threads")
-        else:
-            print(f"training (batch {result['batch_size']}, {result['optimizer']}, images={result['use_images']}): median step "
-                  f"{result['median_step_seconds']} s = {result['examples_per_second']:,} examples/s over "
-                  f"{result['steps_measured']} steps -> one full 365-day epoch ({result['full_epoch_examples']:,} examples, "
-                  f"{result['full_epoch_steps']:,} steps) ~{result['full_epoch_minutes_extrapolated']} min (extrapolated); "
-                  f"peak RSS {result['peak_rss_gib']} GiB; device {result['device']}")
-        print("  " + json.dumps(result))
-
+    cmd = [sys.executable, __file__, "--child", "--steps", str(args.steps), "--batch-size", str(args.batch_size),
+           "--optimizer", args.optimizer]
+    cmd += (["--no-images"] if args.no_images else []) + (["--deterministic"] if args.deterministic else [])
+    res = subprocess.run(cmd, capture_output=True, text=True)
+    if res.returncode != 0:
+        print(res.stderr[-3000:])
+        raise SystemExit("training failed")
+    result = json.loads(res.stdout.strip().splitlines()[-1])
+    print(f"training (batch {result['batch_size']}, {result['optimizer']}, images={result['use_images']}): median step "
+          f"{result['median_step_seconds']} s = {result['examples_per_second']:,} examples/s over "
+          f"{result['steps_measured']} steps -> one full 365-day epoch ({result['full_epoch_examples']:,} examples, "
+          f"{result['full_epoch_steps']:,} steps) ~{result['full_epoch_minutes_extrapolated']} min (extrapolated); "
+          f"peak RSS {result['peak_rss_gib']} GiB; device {result['device']}")
+    print("  " + json.dumps(result))
 
 if __name__ == "__main__":
     main()
