@@ -3,7 +3,7 @@
 Customers with fewer than k candidates (or none: no history and no proposal) are topped up from the
 popular list by ``submission.fill_popular``, so every customer appears exactly once in the submission.
 ``rank_in_chunks`` builds features and scores a slice of customers at a time: at full scale the feature
-frame of every customer's candidates does not fit in memory (see benchmarks/ranker_inference.py); the
+frame of every customer's candidates does not fit in memory (see benchmarks/bucketed_memory.py); the
 bucketed path (``ranking.bucketed.recommend_from_buckets``) also keeps the union and the features on disk.
 """
 

@@ -3,7 +3,7 @@
 Why: from scratch, every target week's towers re-learn 52 weeks of purchases although only one week
 is new. Here week W's towers start from week W-1's and train on the new week only (``train(init_from=)``;
 on the demo world recall@100 was higher than from scratch at a fifth of the time:
-``benchmarks/results/weekly_warm_start_demo.txt``). Every ``anchor_every`` calendar weeks (fixed weeks,
+``benchmarks/results/2026-11-28_weekly_warm_start_demo.txt``). Every ``anchor_every`` calendar weeks (fixed weeks,
 whatever weeks are asked for) the chain restarts from scratch, so:
 - week W's towers are a function of the data before W alone, the same whichever weeks were built before
   and in what order: an incremental run equals a from-scratch run;
