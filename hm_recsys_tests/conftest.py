@@ -36,8 +36,9 @@ FAST = str(Path(__file__).with_name("fast_config.yaml"))
 
 
 # The end-to-end tests' runs execute their steps in the run's process: a process per step (the default,
-# multiprocess) costs ~3x the wall time of a tiny world's week run. The killed command of test_incremental
-# runs the default executor and the cluster tests Celery; both compare their artifacts with these runs'.
+# multiprocess) costs ~3x the wall time of a tiny world's week run. The default executor runs the browser
+# test's runs and backfill (test_ui_browser.py); the cluster tests run Celery and compare their artifacts
+# with these runs', byte for byte.
 TEST_EXECUTOR = "in_process"
 
 

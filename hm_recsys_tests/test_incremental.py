@@ -11,7 +11,7 @@ import time
 import pytest
 
 from hm_recsys.paths import DataPaths
-from hm_recsys_tests.conftest import FAST, PHOTOS, artifacts, assert_same_artifacts, cli, copy_world
+from hm_recsys_tests.conftest import FAST, PHOTOS, TEST_EXECUTOR, artifacts, assert_same_artifacts, cli, copy_world
 from hm_recsys_tests.test_dagster_pipeline import run_count
 
 pytestmark = pytest.mark.slow
@@ -130,10 +130,7 @@ def test_a_killed_command_never_blocks_the_next(backtested, reseeded, kill_in_ru
     assert new_runs > kill_in_run  # the kill lands inside the work, not after it
     killed = copy_world(paths, tmp_path / "killed")
     before = run_count(killed)
-    # the default executor (a process per step) here, so the kill also takes step processes; the next command
-    # runs in_process like every CLI test (conftest.cli): the result is the same bytes either way
-    env = {**os.environ, "HM_DATA_DIR": str(killed.root)}
-    env.pop("HM_EXECUTOR", None)
+    env = {"HM_EXECUTOR": TEST_EXECUTOR, **os.environ, "HM_DATA_DIR": str(killed.root)}
     proc = subprocess.Popen([sys.executable, "-m", "hm_recsys.cli", "backtest", "--weeks", "1", "--config", str(cfg)],
                             env=env, stdout=subprocess.DEVNULL, stderr=subprocess.DEVNULL, start_new_session=True)
     deadline, victim = time.time() + 900, None

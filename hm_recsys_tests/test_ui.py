@@ -53,7 +53,8 @@ def test_dagster_dev_builds_the_production_week_and_follows_new_data(held_back_w
     paths, held, last_week = held_back_world
     port = free_port()
     log = tmp_path / "dagster_dev.log"
-    env = {"HM_EXECUTOR": TEST_EXECUTOR, **os.environ, "HM_DATA_DIR": str(paths.root)}
+    # the automation sensors tick every 5 s instead of 30 (a deployment setting, as the CLI's own daemon uses)
+    env = {"HM_EXECUTOR": TEST_EXECUTOR, **os.environ, "HM_DATA_DIR": str(paths.root), "HM_AUTOMATION_INTERVAL_S": "5"}
     env.pop("HM_CONFIG", None)
     with open(log, "w") as out:
         proc = subprocess.Popen([sys.executable, "-m", "hm_recsys.cli", "ui", "--port", str(port)], env=env,
@@ -91,24 +92,23 @@ def test_dagster_dev_builds_the_production_week_and_follows_new_data(held_back_w
     assert [k for k in want if got[k] != want[k]] == []
 
 
-def _wait_until_idle(paths: DataPaths, proc: subprocess.Popen, log: Path, quiet_s: float = 90) -> None:
-    """Until no run is in progress and none was added for ``quiet_s`` (longer than the automation's tick);
-    runs read through Dagster's API."""
+def _wait_until_idle(paths: DataPaths, proc: subprocess.Popen, log: Path) -> None:
+    """Until no run is in progress and every automation sensor has finished a tick, begun after the last run
+    ended, that requested nothing (what the CLI waits for: ``client._automation_quiet_since``)."""
     import dagster as dg
 
+    from hm_recsys.defs.client import _automation_quiet_since
     from hm_recsys.defs.jobs import IN_PROGRESS
 
-    last, since, t0 = None, time.time(), time.time()
+    t0 = time.time()
     with dg.DagsterInstance.from_config(str(paths.dagster_home)) as instance:
         while True:
             if proc.poll() is not None:
                 pytest.fail(f"dagster dev exited ({proc.returncode}):\n{log.read_text()[-4000:]}")
-            total = instance.get_runs_count()
-            active = instance.get_runs_count(dg.RunsFilter(statuses=list(IN_PROGRESS)))
-            if (total, active) != last or active:
-                last, since = (total, active), time.time()
-            elif time.time() - since > quiet_s:
-                return
+            if not instance.get_runs_count(dg.RunsFilter(statuses=list(IN_PROGRESS))):
+                ends = [r.end_time for r in instance.get_run_records() if r.end_time]
+                if _automation_quiet_since(instance, max(ends, default=t0)):
+                    return
             if time.time() - t0 > WAIT_S:
                 pytest.fail(f"runs still being launched after {WAIT_S}s:\n{log.read_text()[-4000:]}")
-            time.sleep(5)
+            time.sleep(2)
