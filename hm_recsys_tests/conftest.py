@@ -52,6 +52,17 @@ def cli(paths, *args, timeout=3600):
 STATE = {"dagster_home", "mlartifacts", "mlflow.db", ".hm_recsys.lock"}
 
 
+def run_count(paths, stage: str | None = None, status: str | None = None) -> int:
+    """Materialization runs in the data folder's instance (raw files are observed without a run), of one
+    stage (``tables``, ``week``, ``ranking``) / status if given; read through Dagster's API."""
+    import dagster as dg
+
+    filters = dg.RunsFilter(tags={"hm_recsys/stage": stage} if stage else {},
+                            statuses=[dg.DagsterRunStatus(status)] if status else [])
+    with dg.DagsterInstance.from_config(str(paths.dagster_home)) as instance:
+        return instance.get_runs_count(filters)
+
+
 def copy_world(paths: DataPaths, dest: Path, with_state: bool = True) -> DataPaths:
     """A copy of a data folder: everything (instance included), or only its raw files (from scratch)."""
     if with_state:
@@ -130,8 +141,6 @@ def reseeded(backtested, tmp_path_factory):
     the whole ranking tail must re-run: tuning, ranker, submissions, evaluation): the copy, the config, the
     uninterrupted result and how many runs it took (all of the ranking stage)."""
     from types import SimpleNamespace
-
-    from hm_recsys_tests.test_dagster_pipeline import run_count
 
     paths, _ = backtested
     root = tmp_path_factory.mktemp("reseeded")

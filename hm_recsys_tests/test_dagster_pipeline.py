@@ -9,21 +9,11 @@ from pathlib import Path
 
 import pytest
 
-from hm_recsys_tests.conftest import FAST, cli
+from hm_recsys_tests.conftest import FAST, cli, run_count
+from hm_recsys_tests.test_metrics import kaggle_map12
 
 pytestmark = pytest.mark.slow
 REPO = Path(__file__).resolve().parents[1]
-
-
-def run_count(paths, stage: str | None = None, status: str | None = None) -> int:
-    """Materialization runs in the data folder's instance (raw files are observed without a run), of one
-    stage (``tables``, ``week``, ``ranking``) / status if given; read through Dagster's API."""
-    import dagster as dg
-
-    filters = dg.RunsFilter(tags={"hm_recsys/stage": stage} if stage else {},
-                            statuses=[dg.DagsterRunStatus(status)] if status else [])
-    with dg.DagsterInstance.from_config(str(paths.dagster_home)) as instance:
-        return instance.get_runs_count(filters)
 
 
 def test_definitions_validate(tiny_world):
@@ -86,20 +76,9 @@ def test_backtest_prints_map_and_writes_reports(backtested):
         assert name in stdout
 
 
-def kaggle_apk(actual: set, predicted: list, k: int = 12) -> float:
-    """AP@k as Kaggle's ``ml_metrics.apk`` computes it (written here: the scorer under test is not used)."""
-    predicted = predicted[:k]
-    score, hits = 0.0, 0
-    for i, p in enumerate(predicted):
-        if p in actual and p not in predicted[:i]:
-            hits += 1
-            score += hits / (i + 1)
-    return score / min(len(actual), k) if actual else 0.0
-
-
 def test_csvs_score_the_same_with_an_independent_scorer(backtested):
-    """Re-score every written CSV with plain csv + the per-customer Kaggle apk above: MAP@12 is its mean
-    over the week's buyers (a buyer missing from the file scores 0)."""
+    """Re-score every written CSV with plain csv + the tests' own Kaggle MAP@12 (test_metrics, not the
+    project's scorer): the mean AP@12 over the week's buyers (a buyer missing from the file scores 0)."""
     paths, _ = backtested
     report_path = sorted(paths.root.glob("reports/*/metrics.json"))[0]  # the labelled week
     report = json.loads(report_path.read_text())
@@ -116,7 +95,7 @@ def test_csvs_score_the_same_with_an_independent_scorer(backtested):
     for name, value in report["map12"].items():
         with open(paths.submission(week, name)) as fh:
             preds = {r["customer_id"]: r["prediction"].split() for r in csv.DictReader(fh)}
-        independent = sum(kaggle_apk(items, preds.get(c, [])) for c, items in truth.items()) / len(truth)
+        independent = kaggle_map12(preds, truth)
         assert independent == pytest.approx(value, abs=1e-12), name
 
 

@@ -11,8 +11,16 @@ import time
 import pytest
 
 from hm_recsys.paths import DataPaths
-from hm_recsys_tests.conftest import FAST, PHOTOS, TEST_EXECUTOR, artifacts, assert_same_artifacts, cli, copy_world
-from hm_recsys_tests.test_dagster_pipeline import run_count
+from hm_recsys_tests.conftest import (
+    FAST,
+    PHOTOS,
+    TEST_EXECUTOR,
+    artifacts,
+    assert_same_artifacts,
+    cli,
+    copy_world,
+    run_count,
+)
 
 pytestmark = pytest.mark.slow
 def change_one_price(paths: DataPaths) -> None:

@@ -94,10 +94,10 @@ def test_dagster_dev_builds_the_production_week_and_follows_new_data(held_back_w
 
 def _wait_until_idle(paths: DataPaths, proc: subprocess.Popen, log: Path) -> None:
     """Until no run is in progress and every automation sensor has finished a tick, begun after the last run
-    ended, that requested nothing (what the CLI waits for: ``client._automation_quiet_since``)."""
+    ended, that requested nothing (what the CLI waits for: ``client.automation_quiet_since``)."""
     import dagster as dg
 
-    from hm_recsys.defs.client import _automation_quiet_since
+    from hm_recsys.defs.client import automation_quiet_since
     from hm_recsys.defs.jobs import IN_PROGRESS
 
     t0 = time.time()
@@ -107,7 +107,7 @@ def _wait_until_idle(paths: DataPaths, proc: subprocess.Popen, log: Path) -> Non
                 pytest.fail(f"dagster dev exited ({proc.returncode}):\n{log.read_text()[-4000:]}")
             if not instance.get_runs_count(dg.RunsFilter(statuses=list(IN_PROGRESS))):
                 ends = [r.end_time for r in instance.get_run_records() if r.end_time]
-                if _automation_quiet_since(instance, max(ends, default=t0)):
+                if automation_quiet_since(instance, max(ends, default=t0)):
                     return
             if time.time() - t0 > WAIT_S:
                 pytest.fail(f"runs still being launched after {WAIT_S}s:\n{log.read_text()[-4000:]}")

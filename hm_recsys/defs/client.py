@@ -195,7 +195,7 @@ def _label(run: dg.DagsterRun) -> str:
     return f"{week} {stage}".strip()
 
 
-def _automation_quiet_since(instance: dg.DagsterInstance, since: float) -> bool:
+def automation_quiet_since(instance: dg.DagsterInstance, since: float) -> bool:
     """Every automation sensor has finished a tick begun after ``since`` that requested nothing."""
     names = {f"rebuild_{stage}" for stage in ("tables", "week", "ranking")}
     quiet = set()
@@ -245,7 +245,7 @@ def follow(instance: dg.DagsterInstance, since: float, say: Callable[[str], None
             else:
                 raise PipelineError(f"{failure_reason(instance, run)} ({_label(run)} run {run.run_id[:8]})")
         if not instance.get_runs(dg.RunsFilter(statuses=IN_PROGRESS), limit=1):
-            if _automation_quiet_since(instance, last_change):
+            if automation_quiet_since(instance, last_change):
                 return len(done)
             if not warned and time.time() - last_change > stalled_s:
                 say(f"nothing has run for {stalled_s:.0f}s: are the daemon and its rebuild_* sensors running?")
