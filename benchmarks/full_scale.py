@@ -220,7 +220,7 @@ STAGES = {
     "weekly shards": ("tfrecords",),
     "towers": ("two_tower_model", "two_tower_finetuned"),
     "sources": ("als_candidates", "same_product_candidates", "repurchase_candidates", "popular_candidates",
-                "bought_together_candidates", "age_popular_candidates"),
+                "bought_together_candidates", "age_popular_candidates", "bpr_candidates"),
     "retrieval": ("retrieval_candidates",),
     "union": ("candidates",),
     "ranker features": ("ranker_features",),

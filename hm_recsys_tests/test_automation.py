@@ -165,7 +165,7 @@ def test_a_weeks_longest_chain_starts_before_the_steps_beside_it(tiny_world):
 
     chain = ("tfrecords", "two_tower_model", "two_tower_finetuned", "retrieval_candidates")
     beside = ("history", "als_candidates", "same_product_candidates", "repurchase_candidates", "popular_candidates",
-              "bought_together_candidates", "age_popular_candidates", "popular_all_time", "popular_last_week",
+              "bought_together_candidates", "age_popular_candidates", "bpr_candidates", "popular_all_time", "popular_last_week",
               "repurchase_popular")
     assert min(map(priority, chain)) > max(map(priority, beside))
 

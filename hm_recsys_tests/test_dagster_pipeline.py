@@ -36,7 +36,7 @@ def test_definitions_snapshot(tiny_world, monkeypatch):
     assert {"raw_transactions", "raw_images", "articles", "customers", "transactions", "popular_all_time", "popular_last_week",
             "repurchase_popular", "evaluation", "image_embeddings", "tfrecords", "two_tower_model", "two_tower_finetuned",
             "retrieval_candidates", "repurchase_candidates", "same_product_candidates", "popular_candidates",
-            "age_popular_candidates", "bought_together_candidates", "als_candidates", "candidates", "ranker_features",
+            "age_popular_candidates", "bought_together_candidates", "als_candidates", "bpr_candidates", "candidates", "ranker_features",
             "ranker_hparams", "ranker_model", "final"} <= keys
     for asset in ("image_embeddings", "two_tower_model", "two_tower_finetuned", "retrieval_candidates", "ranker_hparams", "ranker_model"):
         assert defs.get_assets_def(asset).op.pool == "gpu", asset
@@ -50,7 +50,8 @@ def test_definitions_snapshot(tiny_world, monkeypatch):
             assert node.description and "``" not in node.description and "\n" not in node.description.strip(), key
     checks = {(k.asset_key.to_user_string(), k.name) for k in graph.asset_check_keys}
     assert {("final", "one_row_per_customer_12_known_articles"), ("transactions", "keys_unique_and_joinable"),
-            ("als_candidates", "candidate_contract"), ("evaluation", "recall_at_least_last_week_popular"),
+            ("als_candidates", "candidate_contract"), ("bpr_candidates", "candidate_contract"),
+            ("evaluation", "recall_at_least_last_week_popular"),
             ("evaluation", "final_at_least_best_heuristic")} <= checks
     for job in ("tables_job", "week_job", "ranking_job"):
         defs.resolve_job_def(job)

@@ -12,7 +12,7 @@ import polars as pl
 
 from hm_recsys.candidates.contract import CANDIDATE_SCHEMA, validate_candidates
 from hm_recsys.candidates.copurchase import bought_together_candidates, co_purchase_pairs
-from hm_recsys.candidates.mf import als_candidates
+from hm_recsys.candidates.mf import als_candidates, bpr_candidates
 from hm_recsys.candidates.popular import popular_by_age_candidates, popular_last_week_candidates
 from hm_recsys.candidates.repurchase import repurchase_candidates, same_product_candidates
 from hm_recsys.candidates.union import union_candidates, write_union_buckets
@@ -30,6 +30,7 @@ SOURCES: dict[str, Source] = {
     "age_popular": popular_by_age_candidates,
     "bought_together": bought_together_candidates,
     "als": als_candidates,
+    "bpr": bpr_candidates,
 }
 
 
@@ -53,6 +54,7 @@ __all__ = [
     "SOURCES",
     "als_candidates",
     "bought_together_candidates",
+    "bpr_candidates",
     "co_purchase_pairs",
     "popular_by_age_candidates",
     "popular_last_week_candidates",

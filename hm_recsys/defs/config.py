@@ -74,11 +74,17 @@ class RetrievalConfig(StrictConfig):
     k: int = Field(100, ge=12, le=1000)
 
 
-class BucketConfig(StrictConfig):
-    """Customers per bucket of the union and feature datasets: peak memory grows with it (about 700 bytes
-    per candidate row, benchmarks/bucketed_memory.py), the number of files shrinks."""
+class CandidatesConfig(StrictConfig):
+    """The union of the candidate sources (asset ``candidates``).
+
+    ``bucket_customers``: customers per bucket of the union and feature datasets: peak memory grows with it
+    (about 700 bytes per candidate row, benchmarks/bucketed_memory.py), the number of files shrinks.
+    ``bpr``: BPR as a source and so as the ranker's ``bpr_score`` / ``bpr_rank`` features; off leaves it out
+    of the union and the asset graph (an ablation switch: the ranker's training weeks read the same union).
+    """
 
     bucket_customers: int = Field(DEFAULT_BUCKET_CUSTOMERS, ge=1)
+    bpr: bool = True
 
 
 class RankerTuningConfig(StrictConfig):
@@ -105,7 +111,7 @@ ASSET_CONFIGS: dict[str, type[StrictConfig]] = {
     "tfrecords": TfRecordsConfig,
     "two_tower": TwoTowerSettings,
     "retrieval_candidates": RetrievalConfig,
-    "candidates": BucketConfig,
+    "candidates": CandidatesConfig,
     "ranker_hparams": RankerTuningConfig,
 }
 

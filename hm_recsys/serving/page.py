@@ -341,7 +341,7 @@ class PageReader:
 # ---------------------------------------------------------------------------------------------- HTML
 
 SOURCE_COLOURS = {"repurchase": "#1b7f5b", "same_product": "#3f8f3f", "popular": "#a15c00", "age_popular": "#b8860b",
-                  "bought_together": "#6a3fa0", "als": "#2d5fa8", "two_tower": "#b0306a", FILL: "#666"}
+                  "bought_together": "#6a3fa0", "als": "#2d5fa8", "bpr": "#2a8a9e", "two_tower": "#b0306a", FILL: "#666"}
 
 CSS = """
 *{box-sizing:border-box}[hidden]{display:none!important}

@@ -92,19 +92,20 @@ def build(weeks: dg.PartitionsDefinition, ranking_weeks: dg.PartitionsDefinition
           upstream: dg.AutomationCondition, scored: dg.AutomationCondition) -> list:
     from hm_recsys.candidates import SOURCES
 
-    RankerTuningConfig, BucketConfig = configs["ranker_hparams"], configs["candidates"]
-    sources = [_source_asset(name, fn, weeks, upstream) for name, fn in SOURCES.items()]
-    source_names = [*SOURCES, "two_tower"]
+    RankerTuningConfig, CandidatesConfig = configs["ranker_hparams"], configs["candidates"]
+    # A switched-off source is left out of the graph (nothing computes it) and of the union (no ranker feature).
+    used = {name: fn for name, fn in SOURCES.items() if name != "bpr" or CandidatesConfig().bpr}
+    sources = [_source_asset(name, fn, weeks, upstream) for name, fn in used.items()]
     training_weeks = dg.TimeWindowPartitionMapping(start_offset=-TRAIN_WEEKS, end_offset=-1)
 
     @dg.asset(
         partitions_def=weeks, deps=[*sources, "retrieval_candidates", *TABLES], group_name=RETRIEVAL,
-        code_version=code_version("2", BucketConfig), kinds={"polars", "parquet"}, automation_condition=upstream,
+        code_version=code_version("3", CandidatesConfig), kinds={"polars", "parquet"}, automation_condition=upstream,
         check_specs=[checks.spec("candidates", checks.CONTRACT, "One row per proposed (customer, article), both known; "
                                  "every row proposed by at least one source.")],
         op_tags=CPU_TAGS,
     )
-    def candidates(context: dg.AssetExecutionContext, config: BucketConfig, data: DataResource) -> dg.MaterializeResult:
+    def candidates(context: dg.AssetExecutionContext, config: CandidatesConfig, data: DataResource) -> dg.MaterializeResult:
         """Union of every source, one customer bucket at a time; each source's score and rank kept as ranker features."""
         from hm_recsys.candidates.union import write_union_buckets
         from hm_recsys.weeks import TargetWeek
@@ -112,7 +113,7 @@ def build(weeks: dg.PartitionsDefinition, ranking_weeks: dg.PartitionsDefinition
         week = TargetWeek.from_key(context.partition_key)
         tables = data.tables()
         paths = {}
-        for n in source_names:
+        for n in [*(n for n in SOURCES if n != "bpr" or config.bpr), "two_tower"]:
             paths[n] = _candidates_path(data, week.key, n)
             if not paths[n].exists():
                 asset = f"{n}_candidates" if n in SOURCES else "retrieval_candidates"
