@@ -54,7 +54,7 @@ def build_definitions(paths: DataPaths | None = None, *, config_file=None, eval_
         *baselines.build(weeks, auto["scored"]),
         retrieval.build_images(configs, auto["unpartitioned"]),
         *retrieval.build(weeks, configs, auto["upstream"]),
-        *ranking.build(weeks, ranking_weeks, configs, auto["upstream"], auto["scored"]),
+        *ranking.build(weeks, ranking_weeks, configs, auto["upstream"], auto["scored"], auto["tuning"]),
         evaluation.build(ranking_weeks, RECOMMENDERS, auto["scored"]),
         serving.build(ranking_weeks, auto["unpartitioned"]),  # a one-week window: the production week only
     ]

@@ -56,20 +56,32 @@ def _weeks(n: int) -> dt.timedelta:
     return dt.timedelta(weeks=n)
 
 
-def rebuild(window_weeks: int, *, hold_failed: bool = True) -> dg.AutomationCondition:
+def rebuild(window_weeks: int, *, hold_failed: bool = True, self_dependent: str | None = None) -> dg.AutomationCondition:
     """Missing or unsynced, inside the newest ``window_weeks`` partitions, with every input ready.
 
     ``hold_failed``: a partition whose latest run failed waits for a change of its inputs or code
     instead of being retried on every tick (a bad raw file would otherwise fail every 30 seconds).
+    ``self_dependent``: the asset's key when it reads its own previous partition (``ranker_hparams`` warm
+    starts from last week's). That input is optional: week W waits while W-1 is in progress, or missing or
+    unsynced inside the window (automation builds it, then W), but a W-1 outside the window, which automation
+    never builds, must not hold W back (the oldest week of the window would wait forever).
     """
     broken = AC.any_checks_match(AC.check_failed(), blocking_only=True)
     wanted = AC.in_latest_time_window(_weeks(window_weeks)) & (AC.missing() | Unsynced() | broken.with_label("blocking_check_failed"))
+    own = dg.AssetSelection.assets(self_dependent) if self_dependent else None
+
+    def others(condition):
+        return condition.ignore(own) if own is not None else condition
+
     inputs_ready = (
-        ~AC.any_deps_missing()
+        ~others(AC.any_deps_missing())
         & ~AC.any_deps_in_progress()
-        & ~AC.any_deps_match(Unsynced(upstream=True) & ~AC.will_be_requested()).with_label("any_deps_unsynced_here_or_upstream")
-        & ~AC.any_deps_match(broken & ~AC.will_be_requested()).with_label("any_dep_failed_a_blocking_check")
+        & ~others(AC.any_deps_match(Unsynced(upstream=True) & ~AC.will_be_requested())).with_label("any_deps_unsynced_here_or_upstream")
+        & ~others(AC.any_deps_match(broken & ~AC.will_be_requested())).with_label("any_dep_failed_a_blocking_check")
     )
+    if own is not None:  # will_be_requested is empty for the asset's own partitions while it is evaluated: W waits a tick
+        previous = AC.in_latest_time_window(_weeks(window_weeks)) & (AC.missing() | Unsynced())
+        inputs_ready = inputs_ready & ~AC.any_deps_match(previous).allow(own).with_label("previous_partition_pending")
     # ``in_progress`` first: an evaluation reads each operand when it gets to it, and a run that ends in between
     # was "missing" when read first and "not in progress" when read second, so its partitions were requested
     # again (duplicate runs, seen on every tiny backtest). Read in this order, a run not in progress any more
@@ -82,10 +94,12 @@ def rebuild(window_weeks: int, *, hold_failed: bool = True) -> dg.AutomationCond
 
 
 def conditions(eval_weeks: int = DEFAULT_EVAL_WEEKS, *, hold_failed: bool = True) -> dict[str, dg.AutomationCondition]:
-    """``scored``: assets that end in a scored week; ``upstream``: what the ranker's training weeks need too."""
+    """``scored``: assets that end in a scored week; ``upstream``: what the ranker's training weeks need too;
+    ``tuning``: ``scored`` for ``ranker_hparams``, which warm-starts from its own previous week."""
     scored = eval_weeks + 1
     return {
         "scored": rebuild(scored, hold_failed=hold_failed),
+        "tuning": rebuild(scored, hold_failed=hold_failed, self_dependent="ranker_hparams"),
         "upstream": rebuild(scored + TRAIN_WEEKS, hold_failed=hold_failed),
         "unpartitioned": rebuild(1, hold_failed=hold_failed),
     }

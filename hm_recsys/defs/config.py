@@ -99,6 +99,10 @@ class RankerTuningConfig(StrictConfig):
     # full scale a week has ~81k buyers and ~17M candidate rows to judge; the demo world's ~2.5k are all kept.
     sample_buyers: int = Field(20_000, ge=100)
     seed: int = 0
+    # Trial 0 = the previous week's best parameters (its ranker_hparams.json, a declared input), when it exists.
+    warm_start: bool = True
+    # Stop a trial whose held-out MAP@12 trails the finished trials' median at the same tree count (CPU only).
+    prune: bool = True
 
     def loss(self) -> str:
         """The CatBoost loss string the ranker trains with (stored in ``ranker_hparams.json`` as ``objective``)."""

@@ -56,12 +56,14 @@ def _upstream_checker(resolver: CachingStaleStatusResolver):
 
     def check(ap: AssetKeyPartitionKey) -> bool:
         if ap not in seen:
-            seen[ap] = False  # no cycles in an asset graph; guards self-dependent assets
+            seen[ap] = False
             node = resolver.asset_graph.get(ap.asset_key)
             if node.is_materializable and resolver.get_status(ap.asset_key, ap.partition_key) == StaleStatus.STALE:
                 seen[ap] = True
             else:
-                seen[ap] = any(check(dep) for dep in resolver._get_partition_dependencies(key=ap))
+                # an asset's own earlier partition (a self-dependency) is its automation condition's business: an
+                # old week outside the window stays unsynced for good and must not hold back every later week
+                seen[ap] = any(check(dep) for dep in resolver._get_partition_dependencies(key=ap) if dep.asset_key != ap.asset_key)
         return seen[ap]
 
     return check

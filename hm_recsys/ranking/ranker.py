@@ -27,6 +27,9 @@ RANKING_OBJECTIVES = ("YetiRank", "YetiRankPairwise", "PairLogit", "PairLogitPai
 # 0.001) at half the time; depth 4..8 changed MAP by < 0.002.
 DEFAULT_PARAMS: dict = {"depth": 6, "learning_rate": 0.2, "l2_leaf_reg": 3.0, "iterations": 150}
 DEFAULT_THREADS = 2
+# MAP@12 over the eval set's groups (its positive rows stand in for the purchases), not computed on the learn set
+EVAL_METRIC = f"MAP:top={K}"
+EVAL_METRIC_PARAMS = ";hints=skip_train~true"
 SCORE_CHUNK_ROWS = 1_000_000
 
 
@@ -54,12 +57,20 @@ def train_ranker(
     task_type: str | None = None,
     *,
     thread_count: int = DEFAULT_THREADS,
+    eval_frame: pl.DataFrame | None = None,
+    callbacks: list | None = None,
+    metric_period: int = 1,
 ) -> CatBoost:
     """Fit CatBoost on ``train_frame`` (``training_set`` output: features, ``label``, ``group_id``).
 
     ``params``: CatBoost parameters (depth, learning_rate, l2_leaf_reg, iterations, ...) over ``DEFAULT_PARAMS``;
     ``task_type`` None picks ``default_task_type()``. Returns the fitted model; its ``feature_names_`` are the
     columns ``score`` reads.
+
+    ``eval_frame`` (``training_set`` output too) makes CatBoost compute ``EVAL_METRIC`` on it every
+    ``metric_period`` trees, which ``callbacks`` (objects with ``after_iteration(info)``; CPU only, CatBoost
+    refuses them on GPU) read in ``info.metrics["validation"]``: tuning prunes trials with it. It never changes
+    the trees (no best-model shrinking, no early stopping; pinned by a test), only what a callback may stop.
     """
     if objective != POINTWISE and objective.split(":")[0] not in RANKING_OBJECTIVES:
         raise ValueError(f"objective must be {POINTWISE!r} or one of {RANKING_OBJECTIVES} (with CatBoost's "
@@ -81,14 +92,17 @@ def train_ranker(
         "allow_writing_files": False,
         "verbose": False,
     }
-    pool = Pool(
-        _matrix(train_frame, features),
-        label=labels.to_numpy(),
-        group_id=train_frame[GROUP].to_numpy() if objective != POINTWISE else None,
-        feature_names=features,
-    )
+    def pool(frame: pl.DataFrame, groups: bool) -> Pool:
+        return Pool(_matrix(frame, features), label=frame[LABEL].to_numpy(),
+                    group_id=frame[GROUP].to_numpy() if groups else None, feature_names=features)
+
+    # MAP on the eval set needs groups in the learn pool too, even for Logloss (which ignores them: same trees)
+    fit: dict = {}
+    if eval_frame is not None:
+        settings |= {"eval_metric": EVAL_METRIC + EVAL_METRIC_PARAMS, "use_best_model": False, "metric_period": metric_period}
+        fit = {"eval_set": pool(eval_frame, True), "callbacks": callbacks}
     model = CatBoostClassifier(**settings) if objective == POINTWISE else CatBoostRanker(**settings)
-    model.fit(pool)
+    model.fit(pool(train_frame, objective != POINTWISE or eval_frame is not None), **fit)
     return model
 
 

@@ -27,6 +27,7 @@ from hm_recsys.defs.versioning import code_version, config_metadata, data_versio
 GROUP = "ranking"
 FEATURES = "ranker_features"
 TRAINING_INPUT = "candidates"  # the ranker's training weeks are featurised from their candidates, buyers only
+WARM_START_INPUT = "ranker_hparams"  # tuning for week W starts from W-1's best parameters
 
 
 class MissingUpstream(FileNotFoundError):
@@ -89,7 +90,7 @@ def _source_asset(name: str, fn, weeks, automation) -> dg.AssetsDefinition:
 
 
 def build(weeks: dg.PartitionsDefinition, ranking_weeks: dg.PartitionsDefinition, configs: dict,
-          upstream: dg.AutomationCondition, scored: dg.AutomationCondition) -> list:
+          upstream: dg.AutomationCondition, scored: dg.AutomationCondition, tuning: dg.AutomationCondition | None = None) -> list:
     from hm_recsys.candidates import SOURCES
 
     RankerTuningConfig, CandidatesConfig = configs["ranker_hparams"], configs["candidates"]
@@ -97,6 +98,7 @@ def build(weeks: dg.PartitionsDefinition, ranking_weeks: dg.PartitionsDefinition
     used = {name: fn for name, fn in SOURCES.items() if name != "bpr" or CandidatesConfig().bpr}
     sources = [_source_asset(name, fn, weeks, upstream) for name, fn in used.items()]
     training_weeks = dg.TimeWindowPartitionMapping(start_offset=-TRAIN_WEEKS, end_offset=-1)
+    previous_week = dg.TimeWindowPartitionMapping(start_offset=-1, end_offset=-1)
 
     @dg.asset(
         partitions_def=weeks, deps=[*sources, "retrieval_candidates", *TABLES], group_name=RETRIEVAL,
@@ -177,12 +179,17 @@ def build(weeks: dg.PartitionsDefinition, ranking_weeks: dg.PartitionsDefinition
     ranking = dict(partitions_def=ranking_weeks, group_name=GROUP, automation_condition=scored)
 
     @dg.asset(
-        code_version=code_version("4", RankerTuningConfig), kinds={"catboost", "optuna"}, pool=GPU_POOL, op_tags=GPU_TAGS,
-        deps=[dg.AssetDep(candidates, partition_mapping=training_weeks), "image_embeddings", *TABLES], **ranking,
+        code_version=code_version("6", RankerTuningConfig), kinds={"catboost", "optuna"}, pool=GPU_POOL, op_tags=GPU_TAGS,
+        deps=[dg.AssetDep(candidates, partition_mapping=training_weeks), "image_embeddings", *TABLES,
+              dg.AssetDep(WARM_START_INPUT, partition_mapping=previous_week)],  # its own previous week: the warm start
+        **(ranking | {"automation_condition": tuning or scored}),
     )
     def ranker_hparams(context: dg.AssetExecutionContext, config: RankerTuningConfig, data: DataResource,
                        compute: ComputeResource, mlflow: MlflowTracking) -> dg.MaterializeResult:
-        """Optuna study over CatBoost depth, learning rate, L2 and iterations, scored by MAP@12 on the newest training week."""
+        """Optuna study over CatBoost depth, learning rate, L2 and iterations, scored by MAP@12 on the newest training week,
+        warm-started from the previous week's best parameters."""
+        import json
+
         import mlflow as mlf
         import polars as pl
 
@@ -196,24 +203,31 @@ def build(weeks: dg.PartitionsDefinition, ranking_weeks: dg.PartitionsDefinition
         truth = labels(tables.transactions, TargetWeek.from_key(keys[-1]))  # MAP@12 over the sampled buyers
         kept = sample_customers(truth["customer_idx"].to_numpy(), config.sample_buyers, config.seed)
         truth = truth.filter(pl.col("customer_idx").is_in(pl.Series(kept, dtype=truth.schema["customer_idx"]).implode()))
+        # W-1's best parameters (W-1 tuned on weeks before W-1 only: point-in-time safe); io publishes files atomically
+        warm, warm_week = None, None
+        previous = sorted(context.asset_partition_keys_for_input(WARM_START_INPUT)) if config.warm_start else []
+        if previous and (found := data.paths.week_dir("models", previous[-1]) / "ranker_hparams.json").exists():
+            warm, warm_week = json.loads(found.read_text())["params"], previous[-1]
         with mlflow.run(context) as run_id:
-            def log_trial(study, trial):
-                mlf.log_metric("tuning_map12", trial.value if trial.value is not None else float("nan"), step=trial.number)
+            def log_trial(study, trial):  # a pruned trial has no MAP@12 (Optuna keeps its last intermediate value)
+                mlf.log_metric("tuning_map12", trial.value if trial.state.name == "COMPLETE" else float("nan"), step=trial.number)
 
             result = tune_ranker(frames, n_trials=config.n_trials, seed=config.seed, objective=config.loss(),
                                  task_type=_task_type(compute), negatives_per_group=config.negatives_per_group,
-                                 valid_purchases=truth,
+                                 valid_purchases=truth, warm_start=warm, prune=config.prune,
                                  callbacks=[log_trial])
             mlf.log_params({f"ranker.{k}": v for k, v in result.best_params.items()})
             mlf.log_metric("tuning_best_map12", result.best_map)
             mlf.log_text(result.trials.write_csv(), f"ranker_hparams/{context.partition_key}/trials.csv")
         path = io.write_json({"objective": config.loss(), "params": result.best_params, "best_map12": result.best_map,
-                              "negatives_per_group": config.negatives_per_group, "seed": config.seed, "training_weeks": keys},
+                              "negatives_per_group": config.negatives_per_group, "seed": config.seed, "training_weeks": keys,
+                              "warm_start_week": warm_week, "pruned_trials": result.pruned},
                              data.paths.week_dir("models", context.partition_key) / "ranker_hparams.json")
         return dg.MaterializeResult(
             data_version=data_version(path),
             metadata={"best_map12_on_newest_training_week": result.best_map, "best_params": dg.MetadataValue.json(result.best_params),
                       "trials": markdown_table(result.trials.to_dicts()), "training_weeks": dg.MetadataValue.json(keys),
+                      "pruned_trials": result.pruned, "warm_start_week": warm_week or "none",
                       "mlflow_run_id": run_id, **config_metadata(config)},
         )
 
