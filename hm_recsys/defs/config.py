@@ -87,6 +87,13 @@ class CandidatesConfig(StrictConfig):
     bpr: bool = True
 
 
+class RankerFeaturesConfig(StrictConfig):
+    """Switches of the ranker's feature groups. Read by ``ranker_features`` and by ``ranker_hparams`` /
+    ``ranker_model``, which featurise their training weeks: the model must learn the features it is scored on."""
+
+    sequence: bool = True  # the ``seq_`` features: repurchase cycles, likeness to the last purchases
+
+
 class RankerTuningConfig(StrictConfig):
     n_trials: int = Field(6, ge=1)  # the demo backtest held with 6 (0.03893) as with 10 and 20 trials (README)
     objective: Literal["YetiRank", "Logloss"] = "YetiRank"  # Logloss: a pointwise CatBoostClassifier, for comparison
@@ -116,6 +123,7 @@ ASSET_CONFIGS: dict[str, type[StrictConfig]] = {
     "two_tower": TwoTowerSettings,
     "retrieval_candidates": RetrievalConfig,
     "candidates": CandidatesConfig,
+    "ranker_features": RankerFeaturesConfig,
     "ranker_hparams": RankerTuningConfig,
 }
 

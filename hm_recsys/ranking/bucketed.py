@@ -38,12 +38,15 @@ def write_feature_buckets(
     *,
     n_components: int = 8,
     recent_n: int = 10,
+    sequence: bool = True,
 ) -> dict:
     """Ranker features of a bucketed union, written bucket by bucket to ``out_dir`` (same bucket files).
 
+    ``sequence``: the ``seq_`` features, as ``training_rows`` must build them for the model that scores these.
     Returns metadata: rows, buckets and the feature column names.
     """
-    ctx = feature_context(tables, week, item_vectors, user_vectors, n_components=n_components, recent_n=recent_n)
+    ctx = feature_context(tables, week, item_vectors, user_vectors, n_components=n_components, recent_n=recent_n,
+                          sequence=sequence)
     rows = 0
     columns: list[str] = []
     files = bucket_files(union_dir)
@@ -138,6 +141,7 @@ def training_rows(
     max_buyers: int | None = None,
     n_components: int = 8,
     recent_n: int = 10,
+    sequence: bool = True,
 ) -> pl.DataFrame:
     """A training week's labelled rows from its bucketed union: features only for sampled buyer rows.
 
@@ -147,13 +151,15 @@ def training_rows(
     Per bucket, the union is cut to the week's buyers, negatives are sampled (``sample_buyer_rows``), and only
     then are features built: memory grows with buyers x (positives + ``negatives_per_buyer``), never with all
     customers. Features are as of the week's own cutoff; ``label`` comes from its purchases (``attach_labels``).
+    ``sequence``: the ``seq_`` features, as ``write_feature_buckets`` builds them for the week scored.
     Feed the weeks to ``labels.training_set`` (its own sampling then keeps every row when given the same count).
     """
     bought = weeks.labels(tables.transactions, week).select(pl.col(KEYS).cast(pl.Int32)).unique()
     if max_buyers is not None:
         kept = sample_customers(bought["customer_idx"].to_numpy(), max_buyers, seed)
         bought = bought.filter(pl.col("customer_idx").is_in(pl.Series(kept, dtype=pl.Int32).implode()))
-    ctx = feature_context(tables, week, item_vectors, user_vectors, n_components=n_components, recent_n=recent_n)
+    ctx = feature_context(tables, week, item_vectors, user_vectors, n_components=n_components, recent_n=recent_n,
+                          sequence=sequence)
     parts = []
     for path in bucket_files(union_dir):
         union = pl.scan_parquet(path).join(bought.lazy().select("customer_idx").unique(), on="customer_idx",

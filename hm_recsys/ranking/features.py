@@ -4,8 +4,9 @@ Every transaction is read through ``weeks.past`` (that is, ``weeks.history``), s
 for week W only sees purchases strictly before W.start. Groups of features (prefix): ``u_`` the customer,
 ``a_`` / ``p_`` the article and its product, ``ca_`` / ``cp_`` / ``c_<attribute>_`` the customer's history with
 this article / product / product type, colour, department..., ``ag_`` the customer's age group x article,
-``x_`` ratios across customer and article, ``emb_`` embeddings, ``season_``, plus the union's
-``<source>_score`` / ``<source>_rank`` / ``n_sources``.
+``x_`` ratios across customer and article, ``emb_`` embeddings, ``season_``, ``seq_`` the customer's purchase
+sequence (``_sequence_features``: repurchase cycles, likeness to the last purchases; switched by ``sequence``),
+plus the union's ``<source>_score`` / ``<source>_rank`` / ``n_sources``.
 """
 
 from __future__ import annotations
@@ -281,6 +282,94 @@ def _embedding_features(frame: pl.DataFrame, hist: pl.LazyFrame, ctx: "FeatureCo
     )
 
 
+# Attributes compared with the customer's last purchases (``seq_last_<name>``, ``seq_last3_<name>``).
+SEQUENCE_ATTRIBUTES = {"product": "product_code",
+                       **{k: HISTORY_ATTRIBUTES[k] for k in ("type", "colour", "dept", "garment")}}
+LAST_N = 3  # the last purchases the candidate is compared with
+
+
+def _mean_gap(name: str) -> pl.Expr:
+    """Mean days between the group's distinct purchase days, (first - last) / (days - 1); null for one day."""
+    days = pl.col("days_ago").n_unique()
+    gap = (pl.col("days_ago").max() - pl.col("days_ago").min()) / (days - 1)
+    return pl.when(days > 1).then(gap).cast(pl.Float32).alias(name)
+
+
+def _sequence_features(hist: pl.LazyFrame, ctx: "FeatureContext", keys: pl.DataFrame) -> pl.LazyFrame:
+    """The customer's purchase sequence against the candidate, on ``keys``' rows (in their order).
+
+    ``seq_u_gap`` / ``seq_ca_gap`` / ``seq_cp_gap``: mean days between the customer's purchase days (any, of this
+    article, of this product; null if bought on one day only); ``seq_*_due``: days since the last of them / that
+    gap, how due a repurchase is (about 1: due; above: overdue). ``seq_ca_rank``: the article's place among the
+    customer's distinct articles by last purchase (1 = the latest; null if never bought). The last purchases are
+    the customer's ``LAST_N`` most recently bought distinct articles, a day's ties broken by article_idx (so the
+    order never depends on row order): ``seq_last_<attr>`` is 1 where the candidate shares the latest one's
+    product, product type, colour, department or garment group, ``seq_last3_<attr>`` counts matches among the
+    last ``LAST_N``. The last articles stay as helper columns ``_l<r>_article_idx`` for ``_sequence_similarity``.
+    """
+    attrs = ctx.history_attributes.select("article_idx", *SEQUENCE_ATTRIBUTES.values())
+    hist = hist.join(attrs.lazy().select("article_idx", "product_code"), on="article_idx", how="left")
+    article = (
+        hist.group_by(KEYS)
+        .agg(_mean_gap("seq_ca_gap"), _ca_since=pl.col("days_ago").min())
+        .sort("customer_idx", "_ca_since", "article_idx")
+        .with_columns(seq_ca_rank=pl.int_range(1, pl.len() + 1, dtype=pl.Int32).over("customer_idx"))
+    )
+    product = hist.group_by("customer_idx", "product_code").agg(_mean_gap("seq_cp_gap"),
+                                                                 _cp_since=pl.col("days_ago").min())
+    last_cols = ("article_idx", *SEQUENCE_ATTRIBUTES.values())
+    lasts = (
+        article.filter(pl.col("seq_ca_rank") <= LAST_N)
+        .join(attrs.lazy(), on="article_idx", how="left")
+        .group_by("customer_idx")
+        .agg(pl.col(c).filter(pl.col("seq_ca_rank") == r).first().alias(f"_l{r}_{c}")
+             for r in range(1, LAST_N + 1) for c in last_cols)
+    )
+    customer = (
+        hist.group_by("customer_idx").agg(_mean_gap("seq_u_gap"), _u_since=pl.col("days_ago").min())
+        .join(lasts, on="customer_idx", how="left")
+    )
+    ranks = range(1, LAST_N + 1)
+    same = {name: [(pl.col(c) == pl.col(f"_l{r}_{c}")).fill_null(False).cast(pl.Int8) for r in ranks]
+            for name, c in SEQUENCE_ATTRIBUTES.items()}
+    due = {f"seq_{p}_due": (pl.col(f"_{p}_since") / pl.col(f"seq_{p}_gap")).cast(pl.Float32) for p in ("u", "ca", "cp")}
+    return (
+        pl.concat([keys, _by_index(attrs, "article_idx", keys["article_idx"])], how="horizontal").lazy()
+        .join(article, on=KEYS, how="left", maintain_order="left")
+        .join(product, on=["customer_idx", "product_code"], how="left", maintain_order="left")
+        .join(customer, on="customer_idx", how="left", maintain_order="left")
+        .with_columns(
+            **due,
+            **{f"seq_last_{name}": eq[0] for name, eq in same.items()},
+            **{f"seq_last3_{name}": pl.sum_horizontal(eq).cast(pl.Int8) for name, eq in same.items()},
+        )
+        .select(*KEYS, "seq_u_gap", "seq_u_due", "seq_ca_rank", "seq_ca_gap", "seq_ca_due", "seq_cp_gap",
+                "seq_cp_due", "^seq_last.*$", *(f"_l{r}_article_idx" for r in ranks))
+    )
+
+
+def _sequence_similarity(block: pl.DataFrame, ctx: "FeatureContext") -> pl.DataFrame:
+    """``seq_last_sim`` / ``seq_last3_sim``: cosine of the candidate to the customer's latest distinct article and
+    the mean cosine to the last ``LAST_N`` (image PCA coordinates, as ``emb_recent_sim``; absent without vectors);
+    drops ``_sequence_features``' helper columns."""
+    helpers = [f"_l{r}_article_idx" for r in range(1, LAST_N + 1)]
+    if ctx.coords is None:
+        return block.drop(helpers)
+    unit = _normalise(ctx.coords)
+    art = block["article_idx"].to_numpy()
+    sims = np.full((LAST_N, block.height), np.nan, dtype=np.float32)
+    for r, col in enumerate(helpers):
+        last = block[col].fill_null(-1).to_numpy()
+        has = last >= 0
+        sims[r, has] = _row_dot(unit, last[has], unit, art[has])
+    seen = ~np.isnan(sims)
+    mean = np.where(seen, sims, 0).sum(axis=0) / np.maximum(seen.sum(axis=0), 1)
+    mean[~seen[0]] = np.nan  # no last purchase: no similarity (the latest is present whenever any is)
+    return block.drop(helpers).with_columns(
+        pl.Series("seq_last_sim", sims[0]).fill_nan(None), pl.Series("seq_last3_sim", mean, dtype=pl.Float32).fill_nan(None)
+    )
+
+
 @dataclass(frozen=True, eq=False)
 class FeatureContext:
     """What a week's features need beyond each customer's own history, computed once over all customers and
@@ -303,6 +392,7 @@ class FeatureContext:
     users: np.ndarray | None
     n_components: int
     recent_n: int
+    sequence: bool = True  # the ``seq_`` block (``_sequence_features``); training and scoring must agree
 
 
 def feature_context(
@@ -313,10 +403,12 @@ def feature_context(
     *,
     n_components: int = 8,
     recent_n: int = 10,
+    sequence: bool = True,
 ) -> FeatureContext:
     """Build the week's ``FeatureContext``.
 
-    ``item_vectors`` (n_articles x d, row i = article_idx i) and ``user_vectors`` (n_customers x d) are optional.
+    ``item_vectors`` (n_articles x d, row i = article_idx i) and ``user_vectors`` (n_customers x d) are optional;
+    ``sequence`` adds the ``seq_`` features.
     """
     items = coords = users = None
     if item_vectors is None:
@@ -343,6 +435,7 @@ def feature_context(
         users=users,
         n_components=n_components,
         recent_n=recent_n,
+        sequence=sequence,
     )
 
 
@@ -378,7 +471,10 @@ def features_for(ctx: FeatureContext, candidates: pl.DataFrame) -> pl.DataFrame:
         _age_group_features(ctx.age_groups.lazy(), ctx.age_sales.lazy(), cross),
         keys.lazy().join(_user_features(hist, ctx.customers.lazy(), customers), on="customer_idx", how="left",
                          maintain_order="left"),
+        *([_sequence_features(hist, ctx, keys)] if ctx.sequence else []),
     ])
+    if ctx.sequence:
+        blocks[-1] = _sequence_similarity(blocks[-1], ctx)
     out = (
         pl.concat([cand, *(b.drop(KEYS) for b in blocks), _by_index(ctx.articles, "article_idx", keys["article_idx"])],
                   how="horizontal")
@@ -411,6 +507,7 @@ def build_features(
     *,
     n_components: int = 8,
     recent_n: int = 10,
+    sequence: bool = True,
 ) -> pl.DataFrame:
     """The candidate frame (union of sources) with every ranker feature added, as of ``week.cutoff``.
 
@@ -418,7 +515,9 @@ def build_features(
     customer_idx) and the features; sorted by customer_idx, article_idx. ``item_vectors`` (n_articles x d,
     row i = article_idx i) and ``user_vectors`` (n_customers x d) are optional. One pass over the whole frame:
     at full scale use the bucketed path (``hm_recsys.ranking.bucketed``), which gives the same rows.
+    ``sequence`` adds the ``seq_`` features (``_sequence_features``).
     """
     _check_candidates(candidates)
-    ctx = feature_context(tables, week, item_vectors, user_vectors, n_components=n_components, recent_n=recent_n)
+    ctx = feature_context(tables, week, item_vectors, user_vectors, n_components=n_components, recent_n=recent_n,
+                          sequence=sequence)
     return features_for(ctx, candidates)

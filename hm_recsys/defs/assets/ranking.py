@@ -22,7 +22,7 @@ from hm_recsys.defs.jobs import CPU_TAGS, GPU_POOL, GPU_TAGS
 from hm_recsys.defs.mlflow_logging import markdown_table, png_markdown
 from hm_recsys.defs.partitions import TRAIN_WEEKS
 from hm_recsys.defs.resources import ComputeResource, DataResource, MlflowTracking
-from hm_recsys.defs.versioning import code_version, config_metadata, data_version, describe, dict_hash
+from hm_recsys.defs.versioning import code_version, config_hash, config_metadata, data_version, describe, dict_hash
 
 GROUP = "ranking"
 FEATURES = "ranker_features"
@@ -94,6 +94,9 @@ def build(weeks: dg.PartitionsDefinition, ranking_weeks: dg.PartitionsDefinition
     from hm_recsys.candidates import SOURCES
 
     RankerTuningConfig, CandidatesConfig = configs["ranker_hparams"], configs["candidates"]
+    # The training assets featurise their weeks with the same switches as ranker_features (the model must learn
+    # the features it is scored on), so the switches are part of their code versions too.
+    FeaturesConfig = configs["ranker_features"]
     # A switched-off source is left out of the graph (nothing computes it) and of the union (no ranker feature).
     used = {name: fn for name, fn in SOURCES.items() if name != "bpr" or CandidatesConfig().bpr}
     sources = [_source_asset(name, fn, weeks, upstream) for name, fn in used.items()]
@@ -130,9 +133,10 @@ def build(weeks: dg.PartitionsDefinition, ranking_weeks: dg.PartitionsDefinition
 
     @dg.asset(
         partitions_def=weeks, deps=[candidates, "image_embeddings", *TABLES], group_name=GROUP,  # what it reads
-        code_version=code_version("2"), kinds={"polars", "parquet"}, automation_condition=scored, op_tags=CPU_TAGS,
+        code_version=code_version("3", FeaturesConfig), kinds={"polars", "parquet"}, automation_condition=scored,
+        op_tags=CPU_TAGS,
     )
-    def ranker_features(context: dg.AssetExecutionContext, data: DataResource) -> dg.MaterializeResult:
+    def ranker_features(context: dg.AssetExecutionContext, config: FeaturesConfig, data: DataResource) -> dg.MaterializeResult:
         """User, article, cross, recency, embedding and source features for every candidate, bucket by bucket, as of the week's cutoff."""
         from hm_recsys.ranking.bucketed import write_feature_buckets
         from hm_recsys.weeks import TargetWeek
@@ -142,11 +146,13 @@ def build(weeks: dg.PartitionsDefinition, ranking_weeks: dg.PartitionsDefinition
         if not union.exists():
             raise MissingUpstream(f"candidates has no partition {week.key} ({union} is missing): materialize it first")
         out = _features_dir(data, week.key)
-        info = write_feature_buckets(data.tables(), week, union, out, item_vectors=_item_vectors(data))
+        info = write_feature_buckets(data.tables(), week, union, out, item_vectors=_item_vectors(data),
+                                     sequence=config.sequence)
         return dg.MaterializeResult(
             data_version=data_version(out),
             metadata={"path": dg.MetadataValue.path(str(out)), "rows": info["rows"], "buckets": info["buckets"],
-                      "n_features": info["n_features"], "features": dg.MetadataValue.json(info["features"])},
+                      "n_features": info["n_features"], "features": dg.MetadataValue.json(info["features"]),
+                      **config_metadata(config)},
         )
 
     def _training_frames(context: dg.AssetExecutionContext, data: DataResource, negatives: int, seed: int,
@@ -154,7 +160,7 @@ def build(weeks: dg.PartitionsDefinition, ranking_weeks: dg.PartitionsDefinition
         """Labelled rows of the training weeks (the partition mapping's keys), oldest first: each week's buyers
         (at most ``max_buyers`` of them, a seeded sample) with every positive and ``negatives`` sampled
         negatives, featurised as of that week's own cutoff. ``validate_on_newest`` keeps all candidates of
-        every kept buyer of the newest week, as tuning scores it."""
+        every kept buyer of the newest week, as tuning scores it. Feature switches: ranker_features' configured ones."""
         from hm_recsys.ranking.bucketed import training_rows
         from hm_recsys.weeks import TargetWeek
 
@@ -170,7 +176,7 @@ def build(weeks: dg.PartitionsDefinition, ranking_weeks: dg.PartitionsDefinition
             full = validate_on_newest and key == keys[-1]
             frames.append(training_rows(tables, TargetWeek.from_key(key), union, vectors, seed=seed,
                                         negatives_per_buyer=None if full else negatives, drop_buyers_without_positive=not full,
-                                        max_buyers=max_buyers))
+                                        max_buyers=max_buyers, sequence=FeaturesConfig().sequence))
         return tables, keys, frames
 
     def _task_type(compute: ComputeResource) -> str:
@@ -179,7 +185,8 @@ def build(weeks: dg.PartitionsDefinition, ranking_weeks: dg.PartitionsDefinition
     ranking = dict(partitions_def=ranking_weeks, group_name=GROUP, automation_condition=scored)
 
     @dg.asset(
-        code_version=code_version("6", RankerTuningConfig), kinds={"catboost", "optuna"}, pool=GPU_POOL, op_tags=GPU_TAGS,
+        code_version=f"{code_version('6', RankerTuningConfig)}-{config_hash(FeaturesConfig)}",
+        kinds={"catboost", "optuna"}, pool=GPU_POOL, op_tags=GPU_TAGS,
         deps=[dg.AssetDep(candidates, partition_mapping=training_weeks), "image_embeddings", *TABLES,
               dg.AssetDep(WARM_START_INPUT, partition_mapping=previous_week)],  # its own previous week: the warm start
         **(ranking | {"automation_condition": tuning or scored}),
@@ -232,7 +239,7 @@ def build(weeks: dg.PartitionsDefinition, ranking_weeks: dg.PartitionsDefinition
         )
 
     @dg.asset(
-        code_version=code_version("2"), kinds={"catboost", "mlflow"}, pool=GPU_POOL, op_tags=GPU_TAGS,
+        code_version=code_version("3", FeaturesConfig), kinds={"catboost", "mlflow"}, pool=GPU_POOL, op_tags=GPU_TAGS,
         deps=[ranker_hparams, dg.AssetDep(candidates, partition_mapping=training_weeks), "image_embeddings", *TABLES], **ranking,
     )
     def ranker_model(context: dg.AssetExecutionContext, data: DataResource, compute: ComputeResource,
