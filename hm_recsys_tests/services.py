@@ -226,15 +226,17 @@ def _environ(values: dict[str, str]):
 
 class CeleryWorker:
     """``dagster-celery worker start`` on one queue, named ``<queue>`` (Celery records ``<queue>@<hostname>``),
-    ``concurrency`` tasks at a time, a fresh pool child per task (TensorFlow/torch keep global state), in its own
-    working directory and HOME. Its config YAML carries the profile's Celery settings (``jobs.celery_settings``:
+    ``concurrency`` tasks at a time, in its own working directory and HOME. ``max_tasks_per_child``: 1 gives every
+    task a fresh pool child (the gpu queue: TensorFlow/torch keep the card's memory and global state), ``None`` lets
+    a child run task after task (the cpu queue, as docs/operations.md starts it: the code location, polars and
+    TensorFlow are imported once per child instead of once per step). Its config YAML carries the profile's Celery settings (``jobs.celery_settings``:
     late acknowledgement, redelivery of lost tasks) besides the broker.
 
     Processes: ``proc`` is the ``dagster-celery`` wrapper (its own session), which starts the Celery worker's main
     process (``celery -A dagster_celery.app worker``, ``main_pid``), which forks the pool child executing a task."""
 
-    def __init__(self, cluster: Cluster, queue: str, workdir: Path, concurrency: int = 1, max_tasks_per_child: int = 1,
-                 timeout: float = 120.0):
+    def __init__(self, cluster: Cluster, queue: str, workdir: Path, concurrency: int = 1,
+                 max_tasks_per_child: int | None = 1, timeout: float = 120.0):
         self.cluster, self.queue, self.workdir = cluster, queue, workdir
         self.concurrency, self.max_tasks_per_child, self.timeout = concurrency, max_tasks_per_child, timeout
         self.node = f"{queue}@{socket.gethostname()}"
@@ -245,7 +247,8 @@ class CeleryWorker:
     def command(self) -> list:
         return [VENV_BIN / "dagster-celery", "worker", "start", "-A", "dagster_celery.app", "-q", self.queue, "--name",
                 self.queue, "-y", self.workdir / "celery.yaml", "--", "--concurrency", self.concurrency,
-                "--max-tasks-per-child", self.max_tasks_per_child, "--without-gossip", "--without-mingle"]
+                *(["--max-tasks-per-child", self.max_tasks_per_child] if self.max_tasks_per_child else []),
+                "--without-gossip", "--without-mingle"]
 
     def start(self) -> str:
         """Start it and wait until it answers a ping over the broker; returns its node name."""
@@ -381,14 +384,16 @@ def cluster_services(data_dir: Path, workdir: Path, queues=("cpu", "gpu"), autom
     """PostgreSQL + Redis + one Celery worker per queue + the daemon, for one data root. ``automation``:
     leave the sensors and schedules as the code declares them (on), else stop them before the daemon starts.
     ``env``: more settings every process sees (the code location loads the same definitions everywhere).
-    ``concurrency``: tasks at a time per queue (default 1).
+    ``concurrency``: tasks at a time per queue (default 1). The gpu queue's children run one task each, the
+    others' run task after task (``CeleryWorker``).
     ``cluster.workers``: node names; ``cluster.worker[queue]``: the ``CeleryWorker`` (to stop, kill, restart)."""
     storage = data_dir / "dagster_storage"
     storage.mkdir(parents=True, exist_ok=True)
     with postgres() as pg, redis_server() as broker:
         cluster = Cluster(pg, broker, data_dir, storage, extra_env=dict(env or {}))
         cluster.stopped = [] if automation else stop_instigators(cluster, workdir / "setup")
-        cluster.worker = {q: CeleryWorker(cluster, q, workdir / f"worker-{q}", (concurrency or {}).get(q, 1))
+        cluster.worker = {q: CeleryWorker(cluster, q, workdir / f"worker-{q}", (concurrency or {}).get(q, 1),
+                                          max_tasks_per_child=1 if q == "gpu" else None)
                           for q in queues}
         with contextlib.ExitStack() as stack:
             for worker in cluster.worker.values():
