@@ -229,8 +229,8 @@ class CeleryWorker:
     ``concurrency`` tasks at a time, in its own working directory and HOME. ``max_tasks_per_child``: 1 gives every
     task a fresh pool child (the gpu queue: TensorFlow/torch keep the card's memory and global state), ``None`` lets
     a child run task after task (the cpu queue, as docs/operations.md starts it: the code location, polars and
-    TensorFlow are imported once per child instead of once per step). Its config YAML carries the profile's Celery settings (``jobs.celery_settings``:
-    late acknowledgement, redelivery of lost tasks) besides the broker.
+    TensorFlow are imported once per child instead of once per step). Its config YAML carries the profile's Celery
+    settings (``jobs.celery_settings``: late acknowledgement, redelivery of lost tasks) besides the broker.
 
     Processes: ``proc`` is the ``dagster-celery`` wrapper (its own session), which starts the Celery worker's main
     process (``celery -A dagster_celery.app worker``, ``main_pid``), which forks the pool child executing a task."""
