@@ -15,6 +15,7 @@ from hm_recsys.ranking import (
     build_features,
     recommend,
     recommend_from_buckets,
+    score,
     train_ranker,
     training_rows,
     training_set,
@@ -117,6 +118,16 @@ def test_bucketed_final_top12_equals_one_pass(world, model, tiny_tables, week):
     one_pass = recommend(model, world["features"], popular, tiny_tables.n_customers)
     assert bucketed.height == tiny_tables.n_customers * metrics.K
     assert_frame_equal(bucketed, one_pass)
+    # the small-data guard's blend (ranking/blend.py) reads the heuristic's ranks from the same buckets
+    from hm_recsys.ranking.blend import POPULAR_DEPTH, blend_top_k
+    from hm_recsys.submission import fill_popular
+
+    deep = baselines.popular_articles(tiny_tables, week, n=POPULAR_DEPTH)
+    blended = recommend_from_buckets(model, world["root"] / "features", popular, tiny_tables.n_customers,
+                                     blend_weight=0.5, blend_popular=deep)
+    expected = fill_popular(blend_top_k(score(model, world["features"]), 0.5, deep), popular, tiny_tables.n_customers)
+    assert_frame_equal(blended, expected)
+    assert not blended.equals(bucketed)
 
 
 def test_training_rows_are_sampled_one_pass_rows(train_union, tiny_tables, week, vectors, tmp_path):

@@ -110,6 +110,9 @@ class RankerTuningConfig(StrictConfig):
     warm_start: bool = True
     # Stop a trial whose held-out MAP@12 trails the finished trials' median at the same tree count (CPU only).
     prune: bool = True
+    # Small-data guard (ranking/blend.py): the best trial's model chooses, on the held-out week, how far `final`
+    # blends its order with the repurchase-then-popular heuristic's (weight 0 = the ranker alone). false: weight 0.
+    blend: bool = True
 
     def loss(self) -> str:
         """The CatBoost loss string the ranker trains with (stored in ``ranker_hparams.json`` as ``objective``)."""

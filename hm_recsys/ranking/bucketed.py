@@ -20,9 +20,10 @@ from hm_recsys import weeks
 from hm_recsys.buckets import bucket_files, bucket_writer
 from hm_recsys.candidates.contract import KEYS
 from hm_recsys.metrics import K
+from hm_recsys.ranking.blend import HEURISTIC_RANKS, blend_top_k
 from hm_recsys.ranking.features import feature_columns, feature_context, features_for
 from hm_recsys.ranking.labels import DEFAULT_NEGATIVES, attach_labels
-from hm_recsys.ranking.ranker import score, top_k
+from hm_recsys.ranking.ranker import score
 from hm_recsys.submission import fill_popular
 from hm_recsys.tables import Tables
 from hm_recsys.weeks import TargetWeek
@@ -61,14 +62,20 @@ def write_feature_buckets(
 
 
 def recommend_from_buckets(
-    model: CatBoost, features_dir: str | os.PathLike, popular: list[int], n_customers: int, k: int = K
+    model: CatBoost, features_dir: str | os.PathLike, popular: list[int], n_customers: int, k: int = K, *,
+    blend_weight: float = 0.0, blend_popular: list[int] | None = None,
 ) -> pl.DataFrame:
     """``inference.recommend`` over a bucketed feature dataset: each bucket scored and cut to its top-``k``.
 
-    Only the keys and the model's feature columns are read; what is kept between buckets is customers x k rows.
+    ``blend_weight`` > 0 blends the model's order with the heuristic's (``blend.blend_top_k``; ``blend_popular``:
+    its best sellers). Only the keys, the model's feature columns and the heuristic's ranks are read; what is
+    kept between buckets is customers x k rows.
     """
-    columns = [*KEYS, *model.feature_names_]
-    parts = [top_k(score(model, pl.read_parquet(path, columns=columns)), k) for path in bucket_files(features_dir)]
+    files = bucket_files(features_dir)
+    heuristic = [c for c in HEURISTIC_RANKS if blend_weight > 0 and files and c in pl.read_parquet_schema(files[0])]
+    columns = list(dict.fromkeys([*KEYS, *model.feature_names_, *heuristic]))
+    parts = [blend_top_k(score(model, pl.read_parquet(path, columns=columns)), blend_weight, blend_popular, k)
+             for path in files]
     ranked = pl.concat(parts) if parts else pl.DataFrame(schema={"customer_idx": pl.Int32, "article_idx": pl.Int32,
                                                                  "rank": pl.Int16})
     return fill_popular(ranked, popular, n_customers, k)

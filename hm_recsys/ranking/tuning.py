@@ -8,6 +8,9 @@ A small budget has to count: the first trials are fixed (last week's best parame
 defaults), TPE proposes the rest after ``n_startup_trials`` (Optuna's default of 10 random trials would leave
 TPE idle at 6 trials), and a trial whose MAP@12 on the held-out week's candidates trails the median of the
 finished trials at the same tree count is stopped early (pruned; CPU only, CatBoost has no callbacks on GPU).
+
+On the same held-out week the best trial's model then chooses how far ``final`` leans on the heuristic order the
+candidates carry (``blend.choose_blend``): on small data the ranker alone can fall below that heuristic.
 """
 
 from __future__ import annotations
@@ -21,6 +24,7 @@ import optuna
 import polars as pl
 
 from hm_recsys.metrics import K, map_at_k
+from hm_recsys.ranking.blend import BLEND_WEIGHTS, choose_blend
 from hm_recsys.ranking.features import LABEL, WEEK_COLUMN
 from hm_recsys.ranking.labels import DEFAULT_NEGATIVES, training_set
 from hm_recsys.ranking.ranker import (
@@ -55,6 +59,8 @@ class TuningResult:
     best_params: dict
     best_map: float
     trials: pl.DataFrame  # number, state, map_at_12, seconds, pruned_at, then one column per searched parameter
+    blend_weight: float = 0.0  # final's weight of the heuristic order (blend.blend_top_k); 0 = the ranker alone
+    blend_maps: dict[float, float] | None = None  # held-out MAP@12 per blend weight tried (None: no blend)
 
     @property
     def pruned(self) -> int:
@@ -85,8 +91,11 @@ def validation_map(model, valid_frame: pl.DataFrame, purchases: pl.DataFrame | N
     Without ``purchases`` the frame's positive rows stand in: then buyers none of whose purchases is a
     candidate are left out, so the figure is higher than the true MAP but orders models the same way.
     """
-    truth = purchases if purchases is not None else valid_frame.filter(pl.col(LABEL) > 0)
-    return map_at_k(top_k(score(model, valid_frame), k), truth, k)
+    return map_at_k(top_k(score(model, valid_frame), k), _truth(valid_frame, purchases), k)
+
+
+def _truth(valid_frame: pl.DataFrame, purchases: pl.DataFrame | None) -> pl.DataFrame:
+    return purchases if purchases is not None else valid_frame.filter(pl.col(LABEL) > 0)
 
 
 def clip_params(params: dict, space: dict[str, tuple[float, float, bool]]) -> dict:
@@ -149,6 +158,8 @@ def tune_ranker(
     warm_start: dict | None = None,
     n_startup_trials: int | None = None,
     prune: bool = True,
+    blend_weights: tuple[float, ...] | None = BLEND_WEIGHTS,
+    valid_popular: list[int] | None = None,
 ) -> TuningResult:
     """Search CatBoost hyper-parameters on labelled weekly frames (``attach_labels`` output, one per week).
 
@@ -159,6 +170,9 @@ def tune_ranker(
     picked 50 trees (MAP 0.179 vs 0.185 with the defaults). ``n_startup_trials`` (default a third of the
     trials, at least 1; the fixed trials count) are random before TPE proposes. ``prune`` stops trials that
     trail (see the module docstring); a pruned trial has no ``map_at_12`` and is never the best.
+    ``blend_weights``: the best trial's model, on the held-out week, chooses among them ``final``'s weight of the
+    heuristic order (``blend.choose_blend``; None: no blend, weight 0); ``valid_popular`` = ``popular_articles``
+    of the held-out week, its fill list (the heuristic's order then is ``baselines.repurchase_popular``'s).
     """
     if n_trials < 1:
         raise ValueError(f"n_trials must be >= 1, got {n_trials}")
@@ -175,6 +189,7 @@ def tune_ranker(
     watch = training_set([newest], negatives_per_group=None) if prune and task_type == "CPU" else None
     seconds: dict[int, float] = {}
     pruned_at: dict[int, int] = {}
+    best: dict = {}  # the best finished trial so far: its number, value and model (the first of equals, as Optuna's)
 
     def evaluate(trial: optuna.Trial) -> float:
         params = _suggest(trial, space)
@@ -187,6 +202,8 @@ def tune_ranker(
             raise optuna.TrialPruned(f"held-out MAP@12 below the median at {pruning[0].pruned_at} trees")
         value = validation_map(model, newest, valid_purchases)
         seconds[trial.number] = time.perf_counter() - began
+        if not best or value > best["value"]:
+            best.update(number=trial.number, value=value, model=model)
         return value
 
     optuna.logging.set_verbosity(optuna.logging.WARNING)
@@ -217,4 +234,9 @@ def tune_ranker(
         ],
         schema_overrides={"map_at_12": pl.Float64, "seconds": pl.Float64, "pruned_at": pl.Int64},
     )
-    return TuningResult(best_params=dict(study.best_params), best_map=float(study.best_value), trials=trials)
+    assert best["number"] == study.best_trial.number
+    choice = (choose_blend(score(best["model"], newest), _truth(newest, valid_purchases), blend_weights,
+                           valid_popular)
+              if blend_weights else None)
+    return TuningResult(best_params=dict(study.best_params), best_map=float(study.best_value), trials=trials,
+                        blend_weight=choice.weight if choice else 0.0, blend_maps=choice.maps if choice else None)

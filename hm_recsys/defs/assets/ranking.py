@@ -185,7 +185,7 @@ def build(weeks: dg.PartitionsDefinition, ranking_weeks: dg.PartitionsDefinition
     ranking = dict(partitions_def=ranking_weeks, group_name=GROUP, automation_condition=scored)
 
     @dg.asset(
-        code_version=f"{code_version('6', RankerTuningConfig)}-{config_hash(FeaturesConfig)}",
+        code_version=f"{code_version('7', RankerTuningConfig)}-{config_hash(FeaturesConfig)}",
         kinds={"catboost", "optuna"}, pool=GPU_POOL, op_tags=GPU_TAGS,
         deps=[dg.AssetDep(candidates, partition_mapping=training_weeks), "image_embeddings", *TABLES,
               dg.AssetDep(WARM_START_INPUT, partition_mapping=previous_week)],  # its own previous week: the warm start
@@ -194,13 +194,15 @@ def build(weeks: dg.PartitionsDefinition, ranking_weeks: dg.PartitionsDefinition
     def ranker_hparams(context: dg.AssetExecutionContext, config: RankerTuningConfig, data: DataResource,
                        compute: ComputeResource, mlflow: MlflowTracking) -> dg.MaterializeResult:
         """Optuna study over CatBoost depth, learning rate, L2 and iterations, scored by MAP@12 on the newest training week,
-        warm-started from the previous week's best parameters."""
+        warm-started from the previous week's best parameters; on the same week, final's blend with the heuristic order."""
         import json
 
         import mlflow as mlf
         import polars as pl
 
         from hm_recsys import io
+        from hm_recsys.baselines import popular_articles
+        from hm_recsys.ranking.blend import BLEND_WEIGHTS, POPULAR_DEPTH
         from hm_recsys.ranking.bucketed import sample_customers
         from hm_recsys.ranking.tuning import tune_ranker
         from hm_recsys.weeks import TargetWeek, labels
@@ -222,19 +224,24 @@ def build(weeks: dg.PartitionsDefinition, ranking_weeks: dg.PartitionsDefinition
             result = tune_ranker(frames, n_trials=config.n_trials, seed=config.seed, objective=config.loss(),
                                  task_type=_task_type(compute), negatives_per_group=config.negatives_per_group,
                                  valid_purchases=truth, warm_start=warm, prune=config.prune,
+                                 blend_weights=BLEND_WEIGHTS if config.blend else None,
+                                 valid_popular=popular_articles(tables, TargetWeek.from_key(keys[-1]), n=POPULAR_DEPTH),
                                  callbacks=[log_trial])
             mlf.log_params({f"ranker.{k}": v for k, v in result.best_params.items()})
             mlf.log_metric("tuning_best_map12", result.best_map)
+            mlf.log_metric("blend_weight", result.blend_weight)
             mlf.log_text(result.trials.write_csv(), f"ranker_hparams/{context.partition_key}/trials.csv")
         path = io.write_json({"objective": config.loss(), "params": result.best_params, "best_map12": result.best_map,
                               "negatives_per_group": config.negatives_per_group, "seed": config.seed, "training_weeks": keys,
-                              "warm_start_week": warm_week, "pruned_trials": result.pruned},
+                              "warm_start_week": warm_week, "pruned_trials": result.pruned, "blend_weight": result.blend_weight},
                              data.paths.week_dir("models", context.partition_key) / "ranker_hparams.json")
         return dg.MaterializeResult(
             data_version=data_version(path),
             metadata={"best_map12_on_newest_training_week": result.best_map, "best_params": dg.MetadataValue.json(result.best_params),
                       "trials": markdown_table(result.trials.to_dicts()), "training_weeks": dg.MetadataValue.json(keys),
                       "pruned_trials": result.pruned, "warm_start_week": warm_week or "none",
+                      "blend_weight": result.blend_weight,
+                      "blend_map12_by_weight": dg.MetadataValue.json({str(w): m for w, m in (result.blend_maps or {}).items()}),
                       "mlflow_run_id": run_id, **config_metadata(config)},
         )
 
@@ -279,13 +286,17 @@ def build(weeks: dg.PartitionsDefinition, ranking_weeks: dg.PartitionsDefinition
         )
 
     @dg.asset(
-        code_version=code_version("2"), kinds={"catboost", "csv"}, deps=[ranker_model, ranker_features, *TABLES],
+        code_version=code_version("3"), kinds={"catboost", "csv"}, deps=[ranker_model, ranker_hparams, ranker_features, *TABLES],
         check_specs=[checks.submission_spec("final")], op_tags=CPU_TAGS, **ranking,
     )
     def final(context: dg.AssetExecutionContext, data: DataResource) -> dg.MaterializeResult:
-        """Ranker top-12 per customer with popular fill: the Kaggle submission final.csv."""
+        """Ranker top-12 per customer, blended with the heuristic order by ranker_hparams' ``blend_weight``, with popular
+        fill: the Kaggle submission final.csv."""
+        import json
+
         from hm_recsys.baselines import popular_articles
         from hm_recsys.defs.assets.baselines import write_recommender_submission
+        from hm_recsys.ranking.blend import POPULAR_DEPTH
         from hm_recsys.ranking.bucketed import recommend_from_buckets
         from hm_recsys.ranking.ranker import load_model
         from hm_recsys.weeks import TargetWeek
@@ -295,8 +306,11 @@ def build(weeks: dg.PartitionsDefinition, ranking_weeks: dg.PartitionsDefinition
         features = _features_dir(data, key)
         if not features.exists():
             raise MissingUpstream(f"{FEATURES} has no partition {key} ({features} is missing): materialize it first")
-        model = load_model(data.paths.week_dir("models", key) / "ranker.cbm")
-        recs = recommend_from_buckets(model, features, popular_articles(tables, TargetWeek.from_key(key)), tables.n_customers)
+        models, week = data.paths.week_dir("models", key), TargetWeek.from_key(key)
+        weight = json.loads((models / "ranker_hparams.json").read_text()).get("blend_weight", 0.0)
+        recs = recommend_from_buckets(load_model(models / "ranker.cbm"), features, popular_articles(tables, week),
+                                      tables.n_customers, blend_weight=weight,
+                                      blend_popular=popular_articles(tables, week, n=POPULAR_DEPTH))
         return write_recommender_submission(data, key, "final", recs, tables)
 
     return [*sources, candidates, ranker_features, ranker_hparams, ranker_model, final]
