@@ -79,12 +79,26 @@ def test_warm_start_is_the_first_trial_and_never_beaten_by_it(frames):
     assert result.best_map >= rows[0]["map_at_12"]
 
 
-def test_ranker_hparams_declares_its_previous_week():
-    from hm_recsys.defs.code_versions import reference_definitions
+def _ranker_hparams_node(tmp_path, config: str | None):
+    from hm_recsys.definitions import build_definitions
+    from hm_recsys.paths import DataPaths
 
-    graph = reference_definitions().resolve_asset_graph()
+    cfg = None
+    if config is not None:
+        cfg = tmp_path / "config.yaml"
+        cfg.write_text(config)
+    defs = build_definitions(DataPaths(tmp_path / "data"), config_file=cfg)
+    return defs.resolve_asset_graph().get(dg.AssetKey("ranker_hparams"))
+
+
+def test_ranker_hparams_reads_no_other_week_by_default(tmp_path):
+    """Warm start is opt-in: by default a week's parameters do not depend on whether its previous week was built."""
+    assert dg.AssetKey("ranker_hparams") not in _ranker_hparams_node(tmp_path, None).parent_keys
+
+
+def test_ranker_hparams_declares_its_previous_week_when_warm_started(tmp_path):
     key = dg.AssetKey("ranker_hparams")
-    node = graph.get(key)
+    node = _ranker_hparams_node(tmp_path, "ranker_hparams: {warm_start: true}\n")
     assert key in node.parent_keys
     mapping = node.assets_def.get_partition_mapping(key)
     assert (mapping.start_offset, mapping.end_offset) == (-1, -1)

@@ -106,8 +106,9 @@ class RankerTuningConfig(StrictConfig):
     # full scale a week has ~81k buyers and ~17M candidate rows to judge; the demo world's ~2.5k are all kept.
     sample_buyers: int = Field(20_000, ge=100)
     seed: int = 0
-    # Trial 0 = the previous week's best parameters (its ranker_hparams.json, a declared input), when it exists.
-    warm_start: bool = True
+    # Trial 0 = the previous week's best parameters (its ranker_hparams.json, then a declared input), when it exists.
+    # Off by default: it makes a week's parameters depend on whether its previous week was built (defs/assets/ranking.py).
+    warm_start: bool = False
     # Stop a trial whose held-out MAP@12 trails the finished trials' median at the same tree count (CPU only).
     prune: bool = True
     # Small-data guard (ranking/blend.py): the best trial's model chooses, on the held-out week, how far `final`

@@ -183,13 +183,17 @@ def build(weeks: dg.PartitionsDefinition, ranking_weeks: dg.PartitionsDefinition
         return "GPU" if compute.torch_device() == "cuda" else "CPU"
 
     ranking = dict(partitions_def=ranking_weeks, group_name=GROUP, automation_condition=scored)
+    # Warm start (opt-in) reads the asset's own previous week, so week W's result depends on whether W-1 was built:
+    # `predict` (W-1 outside its window) tunes W cold where `backtest` warm-starts it. Off by default, the same
+    # data, config and seed give the same parameters whichever command asked for the week.
+    warm_start = RankerTuningConfig().warm_start
+    own_previous_week = [dg.AssetDep(WARM_START_INPUT, partition_mapping=previous_week)] if warm_start else []
 
     @dg.asset(
-        code_version=f"{code_version('7', RankerTuningConfig)}-{config_hash(FeaturesConfig)}",
+        code_version=f"{code_version('8', RankerTuningConfig)}-{config_hash(FeaturesConfig)}",
         kinds={"catboost", "optuna"}, pool=GPU_POOL, op_tags=GPU_TAGS,
-        deps=[dg.AssetDep(candidates, partition_mapping=training_weeks), "image_embeddings", *TABLES,
-              dg.AssetDep(WARM_START_INPUT, partition_mapping=previous_week)],  # its own previous week: the warm start
-        **(ranking | {"automation_condition": tuning or scored}),
+        deps=[dg.AssetDep(candidates, partition_mapping=training_weeks), "image_embeddings", *TABLES, *own_previous_week],
+        **(ranking | {"automation_condition": (tuning or scored) if warm_start else scored}),
     )
     def ranker_hparams(context: dg.AssetExecutionContext, config: RankerTuningConfig, data: DataResource,
                        compute: ComputeResource, mlflow: MlflowTracking) -> dg.MaterializeResult:
@@ -214,7 +218,7 @@ def build(weeks: dg.PartitionsDefinition, ranking_weeks: dg.PartitionsDefinition
         truth = truth.filter(pl.col("customer_idx").is_in(pl.Series(kept, dtype=truth.schema["customer_idx"]).implode()))
         # W-1's best parameters (W-1 tuned on weeks before W-1 only: point-in-time safe); io publishes files atomically
         warm, warm_week = None, None
-        previous = sorted(context.asset_partition_keys_for_input(WARM_START_INPUT)) if config.warm_start else []
+        previous = sorted(context.asset_partition_keys_for_input(WARM_START_INPUT)) if warm_start and config.warm_start else []
         if previous and (found := data.paths.week_dir("models", previous[-1]) / "ranker_hparams.json").exists():
             warm, warm_week = json.loads(found.read_text())["params"], previous[-1]
         with mlflow.run(context) as run_id:
