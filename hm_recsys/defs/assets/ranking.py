@@ -197,8 +197,7 @@ def build(weeks: dg.PartitionsDefinition, ranking_weeks: dg.PartitionsDefinition
     )
     def ranker_hparams(context: dg.AssetExecutionContext, config: RankerTuningConfig, data: DataResource,
                        compute: ComputeResource, mlflow: MlflowTracking) -> dg.MaterializeResult:
-        """Optuna study over CatBoost depth, learning rate, L2 and iterations, scored by MAP@12 on the newest training week,
-        warm-started from the previous week's best parameters; on the same week, final's blend with the heuristic order."""
+        """Optuna study of CatBoost's depth, learning rate, L2 and trees by MAP@12 on the newest training week, and the blend weight."""
         import json
 
         import mlflow as mlf
@@ -294,8 +293,7 @@ def build(weeks: dg.PartitionsDefinition, ranking_weeks: dg.PartitionsDefinition
         check_specs=[checks.submission_spec("final")], op_tags=CPU_TAGS, **ranking,
     )
     def final(context: dg.AssetExecutionContext, data: DataResource) -> dg.MaterializeResult:
-        """Ranker top-12 per customer, blended with the heuristic order by ranker_hparams' ``blend_weight``, with popular
-        fill: the Kaggle submission final.csv."""
+        """Ranker top-12 per customer (blended with the heuristic order by the tuned weight), popular fill: the Kaggle final.csv."""
         import json
 
         from hm_recsys.baselines import popular_articles
