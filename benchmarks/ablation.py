@@ -7,6 +7,7 @@ weeks, the newest held out; CatBoost on all of them; top-12 with popular fill) f
 
 Arms: ``all_on``; one arm per part with that part off; ``all_off`` (the funnel before issue 19: no BPR source, no
 ``seq_`` features, 6 trials of random search from the default parameters, nothing pruned or warm-started, no blend).
+The tuning arm includes warm start from the week before (opt-in in the pipeline: ``ranker_hparams: {warm_start}``).
 ``--train-seeds`` repeats all_on and all_off with other training seeds (tuning, negatives, CatBoost): the spread a
 claimed gain must exceed. Not in the arms: the two-tower source and image vectors (both need the towers / ResNet50:
 the same for every arm, left out for time), so absolute figures sit below the pipeline's.
@@ -21,7 +22,6 @@ without BPR is built as its own union (not by filtering).
 from __future__ import annotations
 
 import argparse
-import inspect
 import sys
 import tempfile
 import time
@@ -34,7 +34,8 @@ from ranker_eval import heuristic_maps, last_full_week, peak_rss_gib  # noqa: E4
 
 from hm_recsys import baselines, metrics, weeks  # noqa: E402
 from hm_recsys.candidates import run_sources, union_candidates  # noqa: E402
-from hm_recsys.ranking import attach_labels, build_features, score, top_k, train_ranker  # noqa: E402
+from hm_recsys.ranking import attach_labels, build_features, score, train_ranker  # noqa: E402
+from hm_recsys.ranking.blend import BLEND_WEIGHTS, POPULAR_DEPTH, blend_top_k  # noqa: E402
 from hm_recsys.ranking.labels import DEFAULT_NEGATIVES, training_set  # noqa: E402
 from hm_recsys.ranking.ranker import DEFAULT_PARAMS  # noqa: E402
 from hm_recsys.ranking.tuning import tune_ranker  # noqa: E402
@@ -46,13 +47,6 @@ TRAIN_WEEKS = 2  # the pipeline's default (HM_RANKER_TRAIN_WEEKS)
 N_TRIALS = 6  # ranker_hparams' default
 OBJECTIVE = "YetiRank:permutations=1"
 PARTS = ("bpr", "sequence", "tuning", "blend")
-
-
-def blend_available() -> bool:
-    """True once the small-data blend exists (``tune_ranker`` returns a blend weight)."""
-    from hm_recsys.ranking import tuning
-
-    return hasattr(tuning, "blend_ranking") or "blend" in inspect.signature(tune_ranker).parameters
 
 
 def load_world(spec: str, workdir: Path) -> tuple[str, Tables]:
@@ -106,26 +100,24 @@ def run_arm(tables: Tables, frames: dict, eval_weeks: list[TargetWeek], on: dict
     for week in tuned_weeks:
         train = [prepare(frames[week.shift(-b).key, on["bpr"]]) for b in range(1, TRAIN_WEEKS + 1)]
         options = dict(warm_start=previous, prune=True) if on["tuning"] else dict(n_startup_trials=N_TRIALS, prune=False)
-        if blend_available():
-            options["blend"] = on["blend"]
+        held_out = week.shift(-1)
         t0 = time.perf_counter()
         tuned = tune_ranker(train, n_trials=N_TRIALS, seed=seed, objective=OBJECTIVE, task_type="CPU",
-                            valid_purchases=weeks.labels(tables.transactions, week.shift(-1)), **options)
+                            valid_purchases=weeks.labels(tables.transactions, held_out),
+                            blend_weights=BLEND_WEIGHTS if on["blend"] else None,
+                            valid_popular=baselines.popular_articles(tables, held_out, n=POPULAR_DEPTH), **options)
         previous = tuned.best_params
         if week not in eval_weeks:
             continue
         model = train_ranker(training_set(train, negatives_per_group=DEFAULT_NEGATIVES, seed=seed),
                              {**DEFAULT_PARAMS, **tuned.best_params}, OBJECTIVE, seed, "CPU")
         scored = score(model, prepare(frames[week.key, on["bpr"]]))
-        weight = getattr(tuned, "blend_weight", 0.0)
-        if weight:
-            from hm_recsys.ranking.tuning import blend_ranking
-
-            scored = blend_ranking(scored, weight)
+        weight = tuned.blend_weight
         popular = baselines.popular_articles(tables, week)
-        final = fill_popular(top_k(scored), popular, tables.n_customers)
+        ranked = blend_top_k(scored, weight, baselines.popular_articles(tables, week, n=POPULAR_DEPTH))
+        final = fill_popular(ranked, popular, tables.n_customers)
         rows.append({"week": week.key, "final": metrics.map_at_k(final, weeks.labels(tables.transactions, week)),
-                     "seconds": time.perf_counter() - t0, "pruned": getattr(tuned, "pruned", 0), "blend": weight})
+                     "seconds": time.perf_counter() - t0, "pruned": tuned.pruned, "blend": weight})
     return rows
 
 
@@ -143,7 +135,7 @@ def main(argv: list[str] | None = None) -> int:
     ap.add_argument("--train-seeds", type=int, nargs="+", default=[0],
                     help="training seeds; the first runs every arm, the others all_on and all_off")
     args = ap.parse_args(argv)
-    parts = PARTS if blend_available() else PARTS[:-1]
+    parts = PARTS
     print(f"parts: {', '.join(parts)}; arms: {', '.join(arms(parts))}; training seeds {args.train_seeds}", flush=True)
 
     results, recall_rows = [], []
@@ -171,6 +163,7 @@ def main(argv: list[str] | None = None) -> int:
                     mean = sum(r["final"] for r in rows) / len(rows)
                     weekly = ", ".join(f"{r['final']:.5f}" for r in rows)
                     print(f"  {arm:<13} seed {seed}: final {len(rows)}-week mean {mean:.5f} ({weekly}; "
+                          f"blend {[r['blend'] for r in rows]}, pruned {[r['pruned'] for r in rows]}; "
                           f"{time.perf_counter() - t0:.0f}s)", flush=True)
 
     pl.Config.set_tbl_rows(80)
