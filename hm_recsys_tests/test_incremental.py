@@ -111,12 +111,14 @@ def _image_embeddings_meta(paths: DataPaths) -> dict:
         return {k: v.value for k, v in event.asset_materialization.metadata.items()}
 
 
-def _run_inside_a_step(paths: DataPaths) -> str | None:
+def _run_inside_a_step(paths: DataPaths, exclude: frozenset = frozenset()) -> str | None:
     """The id of a started run with a step begun and not ended, through Dagster's API."""
     import dagster as dg
 
     with dg.DagsterInstance.from_config(str(paths.dagster_home)) as instance:
         for run in instance.get_runs(dg.RunsFilter(statuses=[dg.DagsterRunStatus.STARTED])):
+            if run.run_id in exclude or run.parent_run_id in exclude:  # nor their retries (one retry per run)
+                continue
             if any(s.start_time and not s.end_time for s in instance.get_run_step_stats(run.run_id)):
                 return run.run_id
     return None
@@ -129,35 +131,56 @@ def _status(paths: DataPaths, run_id: str) -> str:
         return instance.get_run_by_id(run_id).status.value
 
 
-@pytest.mark.parametrize("kill_in_run", [1, 3], ids=["during-tuning", "during-ranker-training"])
-def test_a_killed_command_never_blocks_the_next(backtested, reseeded, kill_in_run, tmp_path):
-    """kill -9 of the whole process group while the n-th new run is inside a step; the next command
-    reports the killed run and what it cleaned up, and ends with exactly the uninterrupted result."""
-    paths, _ = backtested
-    cfg, want, new_runs = reseeded.config, reseeded.artifacts, reseeded.new_runs
-    assert new_runs > kill_in_run  # the kill lands inside the work, not after it
-    killed = copy_world(paths, tmp_path / "killed")
-    before = run_count(killed)
-    env = {"HM_EXECUTOR": TEST_EXECUTOR, **os.environ, "HM_DATA_DIR": str(killed.root)}
-    proc = subprocess.Popen([sys.executable, "-m", "hm_recsys.cli", "backtest", "--weeks", "1", "--config", str(cfg)],
-                            env=env, stdout=subprocess.DEVNULL, stderr=subprocess.DEVNULL, start_new_session=True)
-    deadline, victim = time.time() + 900, None
+def _start(paths: DataPaths, cfg, log) -> subprocess.Popen:
+    env = {"HM_EXECUTOR": TEST_EXECUTOR, **os.environ, "HM_DATA_DIR": str(paths.root), "PYTHONUNBUFFERED": "1"}
+    return subprocess.Popen([sys.executable, "-m", "hm_recsys.cli", "backtest", "--weeks", "1", "--config", str(cfg)],
+                            env=env, stdout=log, stderr=subprocess.STDOUT, start_new_session=True)
+
+
+def _kill_inside_a_step(paths: DataPaths, proc: subprocess.Popen, after_runs: int, ready=lambda: True,
+                        exclude: frozenset = frozenset()) -> str:
+    """kill -9 of the command's whole process group as soon as ``ready()`` and its ``after_runs``-th new run (or a later
+    one, not in ``exclude``) is inside a step; returns that run's id, still STARTED in the instance (nobody is left to
+    end it)."""
+    before, deadline, victim = run_count(paths), time.time() + 900, None
     while victim is None:
         assert time.time() < deadline and proc.poll() is None, "the command ended before the kill point"
-        if run_count(killed) - before >= kill_in_run:
-            victim = _run_inside_a_step(killed)
+        if run_count(paths) - before >= after_runs and ready():
+            victim = _run_inside_a_step(paths, exclude)
         if victim is None:
             time.sleep(0.2)
     os.killpg(proc.pid, signal.SIGKILL)
     proc.wait()
-    assert _status(killed, victim) == "STARTED", "the step ended before the kill: no killed run to recover"
+    assert _status(paths, victim) == "STARTED", "the step ended before the kill: no killed run to recover"
+    return victim
+
+
+def _recovered(out: str, victim: str) -> bool:
+    """The command reported the killed run: failed by run monitoring (its code server is gone), launched again by run retries."""
+    return f"run {victim[:8]} ended unfinished" in out and "run retries launch it again" in out
+
+
+def test_a_killed_command_never_blocks_the_next(backtested, reseeded, tmp_path):
+    """kill -9 of the whole process group while a run is inside a step, twice: the first command during tuning, then
+    the command recovering from it during a later run of the ranking tail. Each next command reports the killed run
+    and what it cleaned up, and the last ends with exactly the uninterrupted result."""
+    paths, _ = backtested
+    cfg, want = reseeded.config, reseeded.artifacts
+    assert reseeded.new_runs >= 3  # the second kill lands inside the work, not after it
+    killed = copy_world(paths, tmp_path / "killed")
+    with open(tmp_path / "first.log", "wb") as log:
+        first = _kill_inside_a_step(killed, _start(killed, cfg, log), after_runs=1)
     (killed.root / "candidates" / ".leftover.parquet.x.tmp").write_bytes(b"half")  # what a kill mid-write leaves
+
+    second_log = tmp_path / "second.log"
+    with open(second_log, "wb") as log:  # recovers the first kill's run, then is killed itself
+        second = _kill_inside_a_step(killed, _start(killed, cfg, log), after_runs=2, exclude=frozenset({first}),
+                                     ready=lambda: _recovered(second_log.read_text(errors="replace"), first))
 
     out = cli(killed, "backtest", "--weeks", "1", "--config", str(cfg))
     assert out.returncode == 0, out.stdout[-3000:] + out.stderr[-3000:]
-    # the killed run: failed by run monitoring (its code server is gone), then launched again by run retries
-    assert f"run {victim[:8]} ended unfinished" in out.stdout and "run retries launch it again" in out.stdout, out.stdout
-    assert "removed leftover temporary" in out.stdout
+    assert _recovered(out.stdout, second), out.stdout
+    assert "removed leftover temporary" in out.stdout + second_log.read_text(errors="replace")
     assert not list(killed.root.rglob(".*.tmp"))
     assert_same_artifacts(artifacts(killed), want)
 
