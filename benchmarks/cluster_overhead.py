@@ -82,7 +82,9 @@ def main() -> None:
     code_env = {"HM_EVAL_WEEKS": "1", "HM_AUTOMATION_INTERVAL_S": "3", "HM_RETRY_FAILED": "1",
                 "TF_CPP_MIN_LOG_LEVEL": "3", **({"HM_CONFIG": str(args.config)} if args.config else {})}
     t0 = time.perf_counter()
-    with cluster_services(cluster_data, work / "cluster" / "procs", automation=True, env=code_env) as cluster:
+    # the workers as docs/operations.md starts them: cpu two tasks at a time, gpu one task per fresh child
+    with cluster_services(cluster_data, work / "cluster" / "procs", automation=True, env=code_env,
+                          concurrency={"cpu": 2}, max_tasks_per_child={"gpu": 1}) as cluster:
         up_s = time.perf_counter() - t0
         client_env = cluster.process_env(work / "cluster" / "client")
         cluster_s, cluster_out = backtest(client_env, cluster_data, args.config)

@@ -226,10 +226,10 @@ def _environ(values: dict[str, str]):
 
 class CeleryWorker:
     """``dagster-celery worker start`` on one queue, named ``<queue>`` (Celery records ``<queue>@<hostname>``),
-    ``concurrency`` tasks at a time, in its own working directory and HOME. ``max_tasks_per_child``: 1 gives every
-    task a fresh pool child (the gpu queue: TensorFlow/torch keep the card's memory and global state), ``None`` lets
-    a child run task after task (the cpu queue, as docs/operations.md starts it: the code location, polars and
-    TensorFlow are imported once per child instead of once per step). Its config YAML carries the profile's Celery
+    ``concurrency`` tasks at a time, in its own working directory and HOME. ``max_tasks_per_child``: ``None`` lets a
+    child run task after task (the code location, polars, torch and TensorFlow imported once per child, not once per
+    step: ~10 s a step here); 1 gives every task a fresh child, as docs/operations.md starts the gpu worker on a card
+    (TensorFlow and torch keep the card's memory until their process exits). Its config YAML carries the profile's Celery
     settings (``jobs.celery_settings``: late acknowledgement, redelivery of lost tasks) besides the broker.
 
     Processes: ``proc`` is the ``dagster-celery`` wrapper (its own session), which starts the Celery worker's main
@@ -380,12 +380,14 @@ def stop_instigators(cluster: Cluster, workdir: Path) -> list[str]:
 
 @contextlib.contextmanager
 def cluster_services(data_dir: Path, workdir: Path, queues=("cpu", "gpu"), automation: bool = False,
-                     env: dict[str, str] | None = None, concurrency: dict[str, int] | None = None) -> Iterator[Cluster]:
+                     env: dict[str, str] | None = None, concurrency: dict[str, int] | None = None,
+                     max_tasks_per_child: dict[str, int] | None = None) -> Iterator[Cluster]:
     """PostgreSQL + Redis + one Celery worker per queue + the daemon, for one data root. ``automation``:
     leave the sensors and schedules as the code declares them (on), else stop them before the daemon starts.
     ``env``: more settings every process sees (the code location loads the same definitions everywhere).
-    ``concurrency``: tasks at a time per queue (default 1). The gpu queue's children run one task each, the
-    others' run task after task (``CeleryWorker``).
+    ``concurrency``: tasks at a time per queue (default 1). ``max_tasks_per_child``: per queue (default: children
+    run task after task, the gpu worker's too: this machine has no card whose memory a child would keep; the steps,
+    their routing and their bytes are the same either way, the embedded default runs a run's steps in one process).
     ``cluster.workers``: node names; ``cluster.worker[queue]``: the ``CeleryWorker`` (to stop, kill, restart)."""
     storage = data_dir / "dagster_storage"
     storage.mkdir(parents=True, exist_ok=True)
@@ -393,7 +395,7 @@ def cluster_services(data_dir: Path, workdir: Path, queues=("cpu", "gpu"), autom
         cluster = Cluster(pg, broker, data_dir, storage, extra_env=dict(env or {}))
         cluster.stopped = [] if automation else stop_instigators(cluster, workdir / "setup")
         cluster.worker = {q: CeleryWorker(cluster, q, workdir / f"worker-{q}", (concurrency or {}).get(q, 1),
-                                          max_tasks_per_child=1 if q == "gpu" else None)
+                                          max_tasks_per_child=(max_tasks_per_child or {}).get(q))
                           for q in queues}
         with contextlib.ExitStack() as stack:
             for worker in cluster.worker.values():

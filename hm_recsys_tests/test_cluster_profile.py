@@ -240,7 +240,7 @@ def test_tables_job_on_the_cluster_profile(tmp_path):
 # The tests run in file order on it: the backtest, its artifacts, the gpu worker stopped, the gpu worker killed.
 
 VISIBILITY_S = 30  # lost tasks come back after 30 s here (the profile's default is 3 h: see jobs.celery_settings)
-CLIENT_TIMEOUT_S = 2400  # this 2-core machine shared with other test runs: ~25 s a task (a fresh pool child each)
+CLIENT_TIMEOUT_S = 2400  # this 2-core machine shared with other test runs
 _TMP = re.compile(r"(^|/)\.[^/]+\.[0-9a-f]{12}\.tmp(/|$)")  # io._sibling: a killed writer's scratch
 
 
@@ -437,66 +437,58 @@ def test_gpu_steps_wait_for_the_gpu_worker(on_cluster, backtested):
 
 
 @pytest.mark.slow
-@pytest.mark.skip(reason="not yet seen passing: its one run failed (a single partition cannot be wiped on PostgreSQL) and "
-                         "the fix (wipe every week's towers) was never run to the end; see issue 17's note")
 def test_gpu_worker_killed_inside_a_step(on_cluster, backtested):
-    """kill -9 of the gpu worker's main Celery process while two_tower_model runs on it (the kernel kills its pool
-    child, the process executing the step: Celery sets the child's parent-death signal): the step's task was not
-    acknowledged (task_acks_late), so Redis hands it out again once it is VISIBILITY_S old, to the gpu worker
-    started again; the same run succeeds (no run failed: the run worker waited for the task's result all along)
-    and every artifact is byte-identical to the uninterrupted run."""
+    """kill -9 of the gpu worker's main Celery process while the production week's ``ranker_hparams`` (CatBoost
+    tuning, a gpu-queue step) runs on it, in a run launched through the instance's queue (``dagster job launch``; the
+    kernel kills the pool child executing the step: Celery sets the child's parent-death signal). The step's task was
+    not acknowledged (task_acks_late), so Redis hands it out again once it is VISIBILITY_S old, to the gpu worker
+    started again; the same run succeeds (no run failed: its run worker waited for the task's result all along), the
+    step ran twice on the gpu worker, and every artifact is byte-identical to the uninterrupted run (the tuning is
+    seeded: the second attempt writes the same ranker_hparams.json, so nothing downstream becomes unsynced)."""
+    import uuid
+
     import dagster as dg
 
     assert on_cluster.predict.returncode == 0
     instance, gpu = on_cluster.instance, on_cluster.cluster.worker["gpu"]
-    key = dg.AssetKey("two_tower_model")
-    weeks = instance.get_materialized_partitions(key)
-    t0 = time.monotonic()
-    since = time.time()
-    # PostgreSQL's event log cannot wipe single partitions: every week's towers go missing, automation rebuilds them
-    # one week run at a time (each copies its warm-start link: the same files, so nothing downstream is unsynced)
-    instance.wipe_assets([key])
-    client = _client(on_cluster, "predict", "--config", FAST, wait=False)
-    try:
-        def started():
-            for run in _runs_since(instance, since):
-                if _step_events(instance, run.run_id, "two_tower_model", dg.DagsterEventType.STEP_START):
-                    return run
-            return None
+    production = max(p.name for p in (backtested[0].root / "submissions").iterdir())
+    run_id, t0 = str(uuid.uuid4()), time.monotonic()
+    launch = subprocess.run([str(VENV_BIN / "dagster"), "job", "launch", "-w", str(REPO / "workspace.yaml"), "-j",
+                             "ranking_job", "-o", "ranker_hparams", "--tags", json.dumps({"dagster/partition": production}),
+                             "--run-id", run_id], cwd=REPO, env=on_cluster.client_env, capture_output=True, text=True,
+                            timeout=300)
+    assert launch.returncode == 0, launch.stderr[-3000:]
 
-        run = _wait_for("two_tower_model to start", started, 300, every=0.1, client=client)
-        main, children = gpu.main_pid, gpu.pool_children()
-        assert main and children, (main, children)
-        os.kill(main, signal.SIGKILL)
-        killed_at = time.monotonic()
-        _wait_for("the pool child to die with the worker",
-                  lambda: not [p for p in children if Path(f"/proc/{p}").exists() and _state(p) != "Z"], 10, every=0.1)
-        assert not _step_events(instance, run.run_id, "two_tower_model", dg.DagsterEventType.STEP_SUCCESS), \
-            "the step ended before the kill"
-        _wait_for("the worker wrapper to exit", lambda: gpu.proc.poll() is not None, 30)
-        gpu.start()
-        done = _finish(client)
-    finally:
-        if client.poll() is None:
-            client.kill()
-    assert done.returncode == 0, done.stdout[-3000:] + done.stderr[-5000:]
+    def started():
+        return _step_events(instance, run_id, "ranker_hparams", dg.DagsterEventType.STEP_START)
+
+    _wait_for("ranker_hparams to start on the gpu worker", started, 300, every=0.1)
+    main, children = gpu.main_pid, gpu.pool_children()
+    assert main and children, (main, children)
+    os.kill(main, signal.SIGKILL)
+    killed_at = time.monotonic()
+    _wait_for("the pool child to die with the worker",
+              lambda: not [p for p in children if Path(f"/proc/{p}").exists() and _state(p) != "Z"], 10, every=0.1)
+    assert not _step_events(instance, run_id, "ranker_hparams", dg.DagsterEventType.STEP_SUCCESS), \
+        "the step ended before the kill"
+    _wait_for("the worker wrapper to exit", lambda: gpu.proc.poll() is not None, 30)
+    gpu.start()
+    _wait_for("the run to end", lambda: instance.get_run_by_id(run_id).is_finished, 600, every=1)
     recovered = time.monotonic() - killed_at
-    runs = _runs_since(instance, since)
-    assert run.run_id in {r.run_id for r in runs}
-    assert all(r.status == dg.DagsterRunStatus.SUCCESS for r in runs), [(r.run_id, r.status) for r in runs]
-    assert not [r for r in runs if "dagster/parent_run_id" in r.tags]  # no run failed, none was retried
-    assert {r.tags.get("dagster/partition") for r in runs} == set(weeks)
-    week = run.tags.get("dagster/partition")
+    run = instance.get_run_by_id(run_id)
+    messages = [r.user_message or "" for r in instance.all_logs(run_id)]
+    assert run.status == dg.DagsterRunStatus.SUCCESS, "\n".join(messages)[-5000:]
+    assert not [r for r in instance.get_runs() if r.tags.get("dagster/parent_run_id") == run_id]  # not retried
     host = socket.gethostname()
-    executions = {step: workers for (run_id, step), workers in _all_executions(instance).items() if run_id == run.run_id}
-    assert executions["two_tower_model"] == [f"gpu@{host}", f"gpu@{host}"]  # killed once, run again
-    assert len(_step_events(instance, run.run_id, "two_tower_model", dg.DagsterEventType.STEP_START)) == 2
+    executions = {step: workers for (rid, step), workers in _all_executions(instance).items() if rid == run_id}
+    assert executions == {"ranker_hparams": [f"gpu@{host}", f"gpu@{host}"]}  # killed once, run again
+    assert len(started()) == 2
     got = _comparable(on_cluster.data)
     leftovers = sorted(k for k in got if _TMP.search(k))  # the killed attempt's scratch (swept after an hour)
     assert_subset_of_the_embedded_result(on_cluster.data, backtested, {k: v for k, v in got.items() if k not in leftovers})
     on_cluster.timings["kill: to success after the kill"] = recovered
     on_cluster.timings["kill: whole"] = time.monotonic() - t0
-    print(f"killed gpu worker main pid {main} (pool child {children}) inside two_tower_model [{week}]; "
+    print(f"killed gpu worker main pid {main} (pool child {children}) inside ranker_hparams [{production}]; "
           f"leftover temporaries: {leftovers}")
 
 
