@@ -63,6 +63,23 @@ def run_count(paths, stage: str | None = None, status: str | None = None) -> int
         return instance.get_runs_count(filters)
 
 
+def automation_wants(paths: DataPaths, config_file: str | Path, eval_weeks: int = 1) -> dict[str, set[str]]:
+    """What Dagster's automation (the daemon's next tick, what the next command follows) would request now: asset ->
+    partition keys ("" for an unpartitioned asset). Asked directly instead of running a command that finds out."""
+    import dagster as dg
+
+    from hm_recsys.definitions import build_definitions
+
+    defs = build_definitions(paths, config_file=str(config_file), eval_weeks=eval_weeks)
+    with dg.DagsterInstance.from_config(str(paths.dagster_home)) as instance:
+        result = dg.evaluate_automation_conditions(defs=defs, instance=instance)
+    wanted = {}
+    for key in defs.resolve_asset_graph().get_all_asset_keys():
+        if result.get_num_requested(key):
+            wanted[key.to_user_string()] = {p or "" for p in result.get_requested_partitions(key)}
+    return wanted
+
+
 def copy_world(paths: DataPaths, dest: Path, with_state: bool = True) -> DataPaths:
     """A copy of a data folder: everything (instance included), or only its raw files (from scratch)."""
     if with_state:
@@ -125,11 +142,22 @@ PHOTOS = 24
 
 
 @pytest.fixture(scope="session")
-def backtested(tiny_world, tmp_path_factory):
-    """The tiny world's raw files (``PHOTOS`` of its photos) moved to end yesterday, as a live retailer's data
-    does, and backtested for its newest labelled week through the CLI. The end-to-end tests share it: each
-    copies it, or copies its raw files and compares what it builds with this result."""
-    paths = shifted_copy(tiny_world, tmp_path_factory.mktemp("backtest"), YESTERDAY, images=PHOTOS)
+def base_world(tiny_world, tmp_path_factory) -> DataPaths:
+    """The tiny world's raw files (``PHOTOS`` of its photos) moved to end yesterday, as a live retailer's data does."""
+    return shifted_copy(tiny_world, tmp_path_factory.mktemp("base_world"), YESTERDAY, images=PHOTOS)
+
+
+@pytest.fixture(scope="session")
+def backtested(base_world, tiny_world, tmp_path_factory):
+    """``base_world`` with every kind of raw change applied (world_changes.py: inserted first rows shift every dense
+    index, a price, a removed row, new photos), backtested from scratch for its newest labelled week through the CLI.
+    The end-to-end tests share it: each copies it, or copies its raw files and compares what it builds with this
+    result; test_ui.py makes the same changes incrementally under `dagster dev`, starting from ``base_world``."""
+    from hm_recsys_tests.world_changes import apply_every_change
+
+    paths = DataPaths(tmp_path_factory.mktemp("backtest"))
+    shutil.copytree(base_world.raw, paths.raw)
+    apply_every_change(paths, tiny_world)
     out = cli(paths, "backtest", "--weeks", "1", "--config", FAST)
     assert out.returncode == 0, out.stdout[-3000:] + out.stderr[-5000:]
     return paths, out.stdout

@@ -9,7 +9,7 @@ from pathlib import Path
 
 import pytest
 
-from hm_recsys_tests.conftest import FAST, cli, run_count
+from hm_recsys_tests.conftest import FAST, automation_wants, cli, run_count
 from hm_recsys_tests.test_metrics import kaggle_map12
 
 pytestmark = pytest.mark.slow
@@ -126,15 +126,7 @@ def test_rerun_skips_what_is_up_to_date_and_reruns_what_was_reconfigured(backtes
     assert now("submissions/*/two_tower.csv") == files("submissions/*/two_tower.csv")
     # back to the old value: Dagster's automation (what the next command, the daemon and the UI follow) wants the
     # tuning of the two scored weeks again and nothing else yet; asked directly instead of running that tail again
-    import dagster as dg
-
-    from hm_recsys.definitions import build_definitions
-
-    defs = build_definitions(copy, config_file=FAST, eval_weeks=1)
-    with dg.DagsterInstance.from_config(str(copy.dagster_home)) as instance:
-        result = dg.evaluate_automation_conditions(defs=defs, instance=instance)
-    wanted = {k.to_user_string(): set(result.get_requested_partitions(k)) for k in defs.resolve_asset_graph().get_all_asset_keys()
-              if result.get_requested_partitions(k)}
+    wanted = automation_wants(copy, FAST)
     scored = {p.parent.name for p in copy.root.glob("models/*/ranker_hparams.json")}
     assert wanted == {"ranker_hparams": scored} and len(scored) == 2, wanted
 
