@@ -257,6 +257,7 @@ def build(weeks: dg.PartitionsDefinition, ranking_weeks: dg.PartitionsDefinition
         """CatBoost trained with the tuned parameters on all training weeks; saved, registered in MLflow."""
         import json
 
+        import catboost
         import matplotlib
 
         matplotlib.use("Agg")
@@ -280,7 +281,9 @@ def build(weeks: dg.PartitionsDefinition, ranking_weeks: dg.PartitionsDefinition
         plt.close(fig)
         with mlflow.run(context) as run_id:
             mlf.log_params({f"ranker.{k}": v for k, v in hp["params"].items()} | {"ranker.objective": hp["objective"]})
-            info = mlf.catboost.log_model(model, name="ranker", registered_model_name="hm_recsys_ranker")
+            # requirements named: MLflow otherwise infers them by loading the model in a subprocess (~2 s a week)
+            info = mlf.catboost.log_model(model, name="ranker", registered_model_name="hm_recsys_ranker",
+                                          pip_requirements=[f"catboost=={catboost.__version__}"])
         return dg.MaterializeResult(
             data_version=data_version(path),
             metadata={"path": dg.MetadataValue.path(str(path)), "training_rows": train.height,
