@@ -118,6 +118,35 @@ def test_unsynced_is_state_not_an_event(instance):
     assert Unsynced().name == "unsynced"
 
 
+def test_a_partition_materialized_during_a_tick_is_not_missing(instance):
+    """Dagster's status cache loses a materialization when the tick loaded the asset's record before a run
+    materialized partition X and another run planned partition Y before the cache was updated: X stays missing in
+    the cache for good (built twice on every tiny backtest). ``Missing`` reads the event log: X is not rebuilt."""
+    from dagster._core.loader import LoadingContextForTest
+    from dagster._core.storage.event_log.base import AssetRecord
+    from dagster._core.storage.partition_status_cache import get_and_update_asset_status_cache_value
+
+    defs = toy_defs()
+    observe(instance, "v1")
+    run(defs, instance, {"a": {None}})
+    x, y = "2020-09-16", "2020-09-23"
+    run(defs, instance, {"b": {"2020-09-09"}})  # an older week (outside the window), and b's cache stored
+    get_and_update_asset_status_cache_value(instance, dg.AssetKey("b"), WEEKS)
+    tick = LoadingContextForTest(instance)
+    AssetRecord.blocking_get(tick, dg.AssetKey("b"))  # the tick reads b's record ...
+    run(defs, instance, {"b": {x}})  # ... a run materializes b for X ...
+
+    @dg.asset(name="b", partitions_def=WEEKS)
+    def b_fails():
+        raise RuntimeError("planned, then failed")
+
+    assert not dg.materialize([b_fails], partition_key=y, instance=instance, raise_on_error=False).success  # ... one plans Y
+    cache = get_and_update_asset_status_cache_value(instance, dg.AssetKey("b"), WEEKS, loading_context=tick)
+    assert x not in cache.deserialize_materialized_partition_subsets(WEEKS).get_partition_keys()  # Dagster's view
+    assert x in instance.get_materialized_partitions(dg.AssetKey("b"))
+    assert requested(defs, instance) == {"b": {y}, "c": {x, y}}  # Y (failed) again with c, c below X; not X itself
+
+
 def test_a_wider_window_takes_older_partitions(instance):
     defs = toy_defs(window=4)
     observe(instance, "v1")

@@ -22,7 +22,7 @@ import dagster as dg
 
 from hm_recsys.defs.jobs import STAGE_TAG, stages
 from hm_recsys.defs.partitions import TRAIN_WEEKS
-from hm_recsys.defs.staleness import Unsynced
+from hm_recsys.defs.staleness import Missing, Unsynced
 
 AC = dg.AutomationCondition
 # The newest labelled week is scored by default (its `final` against its purchases).
@@ -67,25 +67,26 @@ def rebuild(window_weeks: int, *, hold_failed: bool = True, self_dependent: str 
     never builds, must not hold W back (the oldest week of the window would wait forever).
     """
     broken = AC.any_checks_match(AC.check_failed(), blocking_only=True)
-    wanted = AC.in_latest_time_window(_weeks(window_weeks)) & (AC.missing() | Unsynced() | broken.with_label("blocking_check_failed"))
+    wanted = AC.in_latest_time_window(_weeks(window_weeks)) & (Missing() | Unsynced() | broken.with_label("blocking_check_failed"))
     own = dg.AssetSelection.assets(self_dependent) if self_dependent else None
 
     def others(condition):
         return condition.ignore(own) if own is not None else condition
 
     inputs_ready = (
-        ~others(AC.any_deps_missing())
+        ~others(AC.any_deps_match(Missing() & ~AC.will_be_requested())).with_label("any_deps_missing")
         & ~AC.any_deps_in_progress()
         & ~others(AC.any_deps_match(Unsynced(upstream=True) & ~AC.will_be_requested())).with_label("any_deps_unsynced_here_or_upstream")
         & ~others(AC.any_deps_match(broken & ~AC.will_be_requested())).with_label("any_dep_failed_a_blocking_check")
     )
     if own is not None:  # will_be_requested is empty for the asset's own partitions while it is evaluated: W waits a tick
-        previous = AC.in_latest_time_window(_weeks(window_weeks)) & (AC.missing() | Unsynced())
+        previous = AC.in_latest_time_window(_weeks(window_weeks)) & (Missing() | Unsynced())
         inputs_ready = inputs_ready & ~AC.any_deps_match(previous).allow(own).with_label("previous_partition_pending")
     # ``in_progress`` first: an evaluation reads each operand when it gets to it, and a run that ends in between
     # was "missing" when read first and "not in progress" when read second, so its partitions were requested
     # again (duplicate runs, seen on every tiny backtest). Read in this order, a run not in progress any more
-    # has already written its materializations when ``missing`` is read.
+    # has already written its materializations when ``missing`` is read (``Missing`` reads the event log then, not
+    # Dagster's status cache, which can lose a materialization for good: defs/staleness.py).
     condition = ~AC.in_progress() & wanted & inputs_ready
     if hold_failed:
         failed = AC.execution_failed().since(AC.any_deps_updated() | AC.code_version_changed())
