@@ -3,7 +3,7 @@
 dagster-daemon, Celery workers `cpu` and `gpu`, the CLI as a client), side by side on copies of the same raw files.
 
     .venv/bin/python benchmarks/cluster_overhead.py                  # tiny world, no images, the tests' FAST config
-    .venv/bin/python benchmarks/cluster_overhead.py --scale demo     # the demo world (minutes to an hour)
+    .venv/bin/python benchmarks/cluster_overhead.py --scale demo --config none   # the demo world, default config
 
 The cluster is started by hm_recsys_tests/services.py (the harness of hm_recsys_tests/test_cluster_profile.py),
 every process on this machine. Prints wall times: the services' start, each backtest, and the sum of step
@@ -50,7 +50,8 @@ def main() -> None:
     ap = argparse.ArgumentParser(description=__doc__.splitlines()[0])
     ap.add_argument("--scale", default="tiny")
     ap.add_argument("--seed", type=int, default=0)
-    ap.add_argument("--config", type=Path, default=FAST, help="asset config (default: the tests' fast config)")
+    ap.add_argument("--config", type=lambda v: None if v == "none" else Path(v), default=FAST,
+                    help="asset config (default: the tests' fast config; `none`: the pipeline's defaults)")
     ap.add_argument("--images", action="store_true", help="keep the world's article images")
     ap.add_argument("--workdir", type=Path, help="default: a temporary folder, removed at the end")
     args = ap.parse_args()

@@ -176,6 +176,13 @@ def _worker_by_step(instance, run_id: str) -> dict[str, str]:
     return found
 
 
+def _launch(env: dict, job: str, run_id: str, *extra: str) -> None:
+    """Submit a run to the cluster's queue as an operator would: `dagster job launch` over the workspace."""
+    launch = subprocess.run([str(VENV_BIN / "dagster"), "job", "launch", "-w", str(REPO / "workspace.yaml"), "-j", job,
+                             "--run-id", run_id, *extra], cwd=REPO, env=env, capture_output=True, text=True, timeout=300)
+    assert launch.returncode == 0, launch.stderr[-3000:]
+
+
 @pytest.mark.slow
 def test_tables_job_on_the_cluster_profile(tmp_path):
     """tables_job queued on PostgreSQL, launched by dagster-daemon, its steps run by Celery workers: the
@@ -198,10 +205,7 @@ def test_tables_job_on_the_cluster_profile(tmp_path):
         run_id = str(uuid.uuid4())
         instance = cluster.instance(tmp_path / "client")
         instance.event_log_storage.set_concurrency_slots(GPU_POOL, 0)  # held shut until the CPU steps are done
-        launch = subprocess.run([str(VENV_BIN / "dagster"), "job", "launch", "-w", str(REPO / "workspace.yaml"),
-                                 "-j", "tables_job", "--run-id", run_id], cwd=REPO, env=env, capture_output=True,
-                                text=True, timeout=300)
-        assert launch.returncode == 0, launch.stderr[-3000:]
+        _launch(env, "tables_job", run_id)
         try:
             # Pools hold under the Celery executor: the run worker claims the step's slot before it sends the task.
             tables = {"articles", "customers", "transactions"}
@@ -453,11 +457,8 @@ def test_gpu_worker_killed_inside_a_step(on_cluster, backtested):
     instance, gpu = on_cluster.instance, on_cluster.cluster.worker["gpu"]
     production = max(p.name for p in (backtested[0].root / "submissions").iterdir())
     run_id, t0 = str(uuid.uuid4()), time.monotonic()
-    launch = subprocess.run([str(VENV_BIN / "dagster"), "job", "launch", "-w", str(REPO / "workspace.yaml"), "-j",
-                             "ranking_job", "-o", "ranker_hparams", "--tags", json.dumps({"dagster/partition": production}),
-                             "--run-id", run_id], cwd=REPO, env=on_cluster.client_env, capture_output=True, text=True,
-                            timeout=300)
-    assert launch.returncode == 0, launch.stderr[-3000:]
+    _launch(on_cluster.client_env, "ranking_job", run_id, "-o", "ranker_hparams",
+            "--tags", json.dumps({"dagster/partition": production}))
 
     def started():
         return _step_events(instance, run_id, "ranker_hparams", dg.DagsterEventType.STEP_START)

@@ -16,11 +16,10 @@ import pytest
 
 from hm_recsys.paths import DataPaths
 from hm_recsys.weeks import WEEK_DAYS, week_start
-from hm_recsys_tests.conftest import PHOTOS, TEST_EXECUTOR, artifacts, automation_wants
+from hm_recsys_tests.conftest import FAST, PHOTOS, TEST_EXECUTOR, artifacts, automation_wants
 from hm_recsys_tests.services import free_port
 
 pytestmark = pytest.mark.slow
-FAST = Path(__file__).with_name("fast_config.yaml")
 WAIT_S = 40 * 60
 
 
