@@ -1,5 +1,5 @@
-"""The one module that reaches into Dagster internals: "unsynced" (what the UI shows as stale) and a
-"missing" read from the event log, as automation conditions.
+"""The automation conditions that reach into Dagster internals: "unsynced" (what the UI shows as stale) and a
+"missing" read from the event log (the other two modules that do: ``defs/run_launcher.py``, ``defs/sqlite_engines.py``).
 
 Dagster's built-in operands are events seen between two evaluations (``data_version_changed``,
 ``code_version_changed``): an evaluation that missed the event (a killed run, a new cursor, a CLI call
