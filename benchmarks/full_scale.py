@@ -19,7 +19,8 @@ How the table is made (three records of the run joined):
   ``--every`` seconds, for each descendant of the command, VmHWM, /proc/PID/io write_bytes and its CPU
   seconds (all only grow, so the last sample before exit is at most one interval short), and the machine's
   lowest MemAvailable, into DATA/bench/rss-*.json (pid -> {cmd, first, last, hwm_gib, write_mb, cpu_s});
-- the CLI's logs (DATA/bench/cli-*.log), whose STEP_WORKER_STARTED lines name the process id of each step;
+- the STEP_START event of every step, which names the process that ran it (with the cluster profile a Celery
+  child runs step after step: its RSS series during the step is used, not its VmHWM);
 - the folder's Dagster instance: every successful step's start and end, its run's partition (target week),
   and the rows its materialization reported (``rows``, ``examples`` or ``training_rows`` metadata).
 """
@@ -28,6 +29,7 @@ from __future__ import annotations
 
 import argparse
 import collections
+import contextlib
 import json
 import os
 import re
@@ -81,6 +83,17 @@ def _status_kib(pid: int, field: str) -> int | None:
     return None
 
 
+def _pss_kib(pid: int) -> int:
+    """Proportional set size: pages shared with other processes (a forked worker's children) counted once overall."""
+    try:
+        for line in Path(f"/proc/{pid}/smaps_rollup").read_text().splitlines():
+            if line.startswith("Pss:"):
+                return int(line.split()[1])
+    except OSError:
+        pass
+    return 0
+
+
 def _write_bytes(pid: int) -> int | None:
     try:
         for line in Path(f"/proc/{pid}/io").read_text().splitlines():
@@ -111,7 +124,9 @@ def _mem_available_gib() -> float:
 
 
 class Sampler:
-    """Peak RSS and disk writes of every descendant of ``root``, merged into ``out`` (JSON) at each sample."""
+    """Peak RSS and disk writes of every descendant of ``root``, merged into ``out`` (JSON) at each sample; also
+    each process's RSS over time (kept when it moves by 0.05 GiB: a Celery worker's child runs many steps, so
+    its VmHWM is not one step's peak) and the peak of the RSS summed over all of them at once."""
 
     def __init__(self, root: int, out: Path):
         self.root, self.out = root, out
@@ -120,9 +135,12 @@ class Sampler:
         old = json.loads(out.read_text()) if out.exists() else {}
         self.procs: dict[int, dict] = {int(k): v for k, v in old.get("procs", {}).items()}
         self.low: float | None = old.get("min_mem_available_gib")
+        self.peak_sum: list = old.get("peak_sum_rss", [0.0, None])  # [GiB, unix time]
+        self.peak_pss: list = old.get("peak_sum_pss", [0.0, None])
 
     def sample(self) -> None:
         now = time.time()
+        total = pss = 0.0
         for pid in descendants(self.root):
             hwm = _status_kib(pid, "VmHWM")
             if hwm is None:
@@ -136,38 +154,50 @@ class Sampler:
                 rec = self.procs[pid] = {"cmd": cmd, "first": now, "hwm_gib": 0.0, "write_mb": 0.0}
             rec["last"] = now
             rec["hwm_gib"] = max(rec["hwm_gib"], hwm * 1024 / GIB)
+            rss = (_status_kib(pid, "VmRSS") or 0) * 1024 / GIB
+            total += rss
+            pss += _pss_kib(pid) * 1024 / GIB
+            series = rec.setdefault("rss", [])
+            if not series or abs(series[-1][1] - rss) >= 0.05:
+                series.append([round(now, 1), round(rss, 3)])
             wb = _write_bytes(pid)
             if wb is not None:
                 rec["write_mb"] = max(rec["write_mb"], wb / 1e6)
             cpu = _cpu_s(pid)
             if cpu is not None:
                 rec["cpu_s"] = max(rec.get("cpu_s", 0.0), cpu)
+        if total > self.peak_sum[0]:
+            self.peak_sum = [total, now]
+        if pss > self.peak_pss[0]:
+            self.peak_pss = [pss, now]
         avail = _mem_available_gib()
         self.low = avail if self.low is None else min(self.low, avail)
         tmp = self.out.with_suffix(".tmp")
-        tmp.write_text(json.dumps({"root": self.root, "min_mem_available_gib": self.low, "procs": self.procs}))
+        tmp.write_text(json.dumps({"root": self.root, "min_mem_available_gib": self.low,
+                                   "peak_sum_rss": self.peak_sum, "peak_sum_pss": self.peak_pss,
+                                   "procs": self.procs}))
         os.replace(tmp, self.out)
 
-    def run_while_alive(self, every: float = 2.0) -> None:
-        while Path(f"/proc/{self.root}").exists():
+    def run_while_alive(self, every: float = 2.0, until=None) -> None:
+        """Sample until ``root`` is gone, or, with ``until`` (a ``threading.Event``), until it is set."""
+        while (not until.is_set()) if until else Path(f"/proc/{self.root}").exists():
             self.sample()
             time.sleep(every)
 
 
 # The per-asset, per-week table.
 
-STARTED = re.compile(r" - ([0-9a-f-]{36}) - (\d+) - (\S+) - STEP_WORKER_STARTED")
 ROW_KEYS = ("rows", "examples", "training_rows")
 WEEK = re.compile(r"^\d{4}-\d{2}-\d{2}$")
 
 
-def step_pids(logs: list[Path]) -> dict[tuple[str, str], int]:
-    out = {}
-    for line in (line for log in logs for line in log.read_text(errors="replace").splitlines()):
-        m = STARTED.search(line)
-        if m:
-            out[(m.group(1), m.group(3))] = int(m.group(2))
-    return out
+def step_pids(instance, run_id: str) -> dict[str, int]:
+    """The process that ran each step of a run: its STEP_START event's pid (a multiprocess executor's step
+    process, a Celery worker's child)."""
+    import dagster as dg
+
+    return {e.step_key: e.dagster_event.pid for e in instance.all_logs(run_id, of_type=dg.DagsterEventType.STEP_START)
+            if e.dagster_event and e.dagster_event.pid}
 
 
 def week_disk_mb(root: Path) -> dict[str, float]:
@@ -182,24 +212,34 @@ def week_disk_mb(root: Path) -> dict[str, float]:
     return dict(sizes)
 
 
-def _load_procs(paths: list[Path]) -> tuple[dict[int, list[dict]], float | None]:
-    """Every sampled process by pid (a pid can recur across restarts), and the lowest MemAvailable seen."""
+def _load_procs(paths: list[Path]) -> tuple[dict[int, list[dict]], float | None, tuple[float, float]]:
+    """Every sampled process by pid (a pid can recur across restarts), the lowest MemAvailable seen and the
+    highest RSS and PSS summed over all sampled processes at once."""
     procs: dict[int, list[dict]] = collections.defaultdict(list)
-    low = None
+    low, peak_sum, peak_pss = None, 0.0, 0.0
     for path in paths:
         rss = json.loads(path.read_text())
         for pid, rec in rss["procs"].items():
             procs[int(pid)].append(rec)
         m = rss.get("min_mem_available_gib")
         low = m if low is None or m is None else min(low, m)
-    return procs, low
+        peak_sum = max(peak_sum, rss.get("peak_sum_rss", [0.0])[0])
+        peak_pss = max(peak_pss, rss.get("peak_sum_pss", [0.0])[0])
+    return procs, low, (peak_sum, peak_pss)
 
 
 def _proc_for(procs: dict[int, list[dict]], pid: int, start: float, end: float) -> dict:
     """The sampled process with this pid that was alive during the step (a few seconds' slack); of two
     samplers that watched it, the one that saw it last."""
     alive = [r for r in procs.get(pid, []) if r["first"] - 10 <= end and r["last"] + 10 >= start]
-    return max(alive, key=lambda r: (r["last"], "cpu_s" in r), default={})
+    rec = max(alive, key=lambda r: (r["last"], "cpu_s" in r), default={})
+    if rec and not (rec["first"] >= start - 10 and rec["last"] <= end + 10):
+        # A process that ran other steps too (a Celery worker's child): its RSS during this step, not its
+        # VmHWM; its CPU and disk figures are the whole process's, so they are left out.
+        during = [gib for t, gib in rec.get("rss", []) if start - 3 <= t <= end + 3]
+        before = [gib for t, gib in rec.get("rss", []) if t < start - 3][-1:]
+        return {"hwm_gib": max(during + before, default=None)}
+    return rec
 
 
 def busy_seconds(rows: list[tuple]) -> float:
@@ -258,20 +298,22 @@ def map_table(root: Path) -> list[str]:
     return out
 
 
-def build_table(data_dir: Path, logs: list[Path], rss_paths: list[Path]) -> str:
-    os.environ["DAGSTER_HOME"] = str((data_dir / "dagster_home").resolve())
+def build_table(data_dir: Path, rss_paths: list[Path], instance=None) -> str:
+    """``instance``: the run's Dagster instance (default: the embedded one in DATA/dagster_home)."""
     import dagster as dg
 
-    pids = step_pids(logs)
-    procs, low = _load_procs(rss_paths)
+    procs, low, peak_sum = _load_procs(rss_paths)
     rows = []
-    with dg.DagsterInstance.get() as instance:
+    with contextlib.ExitStack() as stack:
+        if instance is None:
+            instance = stack.enter_context(dg.DagsterInstance.from_config(str((data_dir / "dagster_home").resolve())))
         for run in instance.get_runs():
             week = run.tags.get("dagster/partition", "-")
+            pids = step_pids(instance, run.run_id)
             for step in instance.get_run_step_stats(run.run_id):
                 if not (step.start_time and step.end_time and step.status and step.status.value == "SUCCESS"):
                     continue
-                proc = _proc_for(procs, pids.get((run.run_id, step.step_key), -1), step.start_time, step.end_time)
+                proc = _proc_for(procs, pids.get(step.step_key, -1), step.start_time, step.end_time)
                 n = None
                 records = instance.fetch_materializations(
                     dg.AssetRecordsFilter(asset_key=dg.AssetKey(step.step_key),
@@ -285,7 +327,9 @@ def build_table(data_dir: Path, logs: list[Path], rss_paths: list[Path]) -> str:
     low_text = "-" if low is None else f"{low:.1f} GiB"
     out = [f"# {data_dir}: {len(rows)} steps, in start order; peak RSS = the step process's VmHWM "
            f"(sampled every few s); disk = its write_bytes; CPU s = its user + system seconds (2 cores: at most "
-           f"2x wall); lowest MemAvailable seen {low_text}",
+           f"2x wall); lowest MemAvailable seen {low_text}; summed over every process at once, highest RSS "
+           f"{peak_sum[0]:.2f} GiB (shared pages counted in each process) and highest PSS {peak_sum[1]:.2f} GiB "
+           f"(shared pages split between their processes)",
            "| asset | week | wall s | CPU s | peak RSS GiB | disk written MB | rows |",
            "|---|---|---:|---:|---:|---:|---:|"]
     for _, key, week, secs, hwm, mb, n, cpu in rows:
@@ -323,22 +367,68 @@ def generate(data: Path, scale: str, seed: int, images: bool) -> None:
     print(f"world: generated in {time.perf_counter() - start:.0f} s, peak RSS {peak:.2f} GiB", flush=True)
 
 
-def run_command(data: Path, args: tuple[str, ...], log: Path, rss: Path, every: float) -> dict:
-    """One CLI command, its output appended to ``log``, every descendant's memory sampled into ``rss``."""
+def run_command(data: Path, args: tuple[str, ...], log: Path, rss: Path | None, every: float,
+                env: dict | None = None) -> dict:
+    """One CLI command, its output appended to ``log``; ``rss``: every descendant's memory sampled into it."""
     cli = Path(sys.executable).parent / "hm-recsys"
     start = time.time()
     with open(log, "a") as out:
         out.write(f"\n=== {time.strftime('%FT%TZ', time.gmtime(start))} hm-recsys {' '.join(args)}\n")
         out.flush()
-        proc = subprocess.Popen([str(cli), *args, "--data-dir", str(data)], stdout=out, stderr=subprocess.STDOUT)
-        # The sampler stops by itself once the command is gone (reaped by ``wait``).
-        thread = threading.Thread(target=Sampler(proc.pid, rss).run_while_alive, args=(every,), daemon=True)
-        thread.start()
+        proc = subprocess.Popen([str(cli), *args, "--data-dir", str(data)], stdout=out, stderr=subprocess.STDOUT,
+                                env=env)
+        if rss:  # the sampler stops by itself once the command is gone (reaped by ``wait``)
+            thread = threading.Thread(target=Sampler(proc.pid, rss).run_while_alive, args=(every,), daemon=True)
+            thread.start()
         rc = proc.wait()
-        thread.join()
+        if rss:
+            thread.join()
     record = {"command": " ".join(args), "start": start, "wall_s": round(time.time() - start, 1), "rc": rc}
     print(f"hm-recsys {record['command']}: rc {rc}, {record['wall_s']:.0f} s", flush=True)
     return record
+
+
+def run_commands(data: Path, stamp: str, every: float, env: dict | None = None, sample: bool = True) -> None:
+    bench = data / "bench"
+    for command in COMMANDS:
+        record = run_command(data, command, bench / f"cli-{stamp}.log", bench / f"rss-{stamp}.json" if sample else None,
+                             every, env)
+        if env:
+            record["note"] = "cluster profile"
+        with open(bench / "commands.jsonl", "a") as f:
+            f.write(json.dumps(record) + "\n")
+        if record["rc"] != 0:
+            sys.exit(f"hm-recsys {record['command']} failed (rc {record['rc']}); its log: {bench}/cli-{stamp}.log")
+
+
+@contextlib.contextmanager
+def cluster(data: Path, stamp: str, every: float):
+    """The cluster profile (hm_recsys_tests/services.py: PostgreSQL, Redis, the daemon, Celery workers `cpu`, two
+    tasks at a time, and `gpu`, one), every process a descendant of this one, all sampled together from before the
+    services start. Every task gets a fresh pool child, the cpu worker's too: a child that ran a 6 GiB step keeps
+    that memory while it waits for the next task (the embedded executor also gives every step its own process).
+    Yields the client's env and the instance."""
+    sys.path.insert(0, str(Path(__file__).resolve().parents[1]))
+    from hm_recsys_tests.services import cluster_services
+
+    done = threading.Event()
+    sampler = threading.Thread(target=Sampler(os.getpid(), data / "bench" / f"rss-{stamp}.json").run_while_alive,
+                               args=(every, done), daemon=True)
+    sampler.start()
+    work = data / "bench" / f"cluster-{stamp}"
+    t0 = time.perf_counter()
+    try:
+        with cluster_services(data, work, automation=True, env={"TF_CPP_MIN_LOG_LEVEL": "3"},
+                              concurrency={"cpu": 2}, max_tasks_per_child={"cpu": 1, "gpu": 1}) as services:
+            print(f"cluster: services up in {time.perf_counter() - t0:.0f} s (logs: {work})", flush=True)
+            instance = services.instance(work / "client")
+            try:
+                yield services.process_env(work / "client"), instance
+            finally:
+                instance.dispose()
+    finally:
+        done.set()
+        sampler.join()
 
 
 def main() -> None:
@@ -348,40 +438,53 @@ def main() -> None:
     ap.add_argument("--seed", type=int, default=0)
     ap.add_argument("--images", action="store_true", help="generate the world with its 105k photos")
     ap.add_argument("--config", default=DEFAULT_CONFIG, help="DATA/config.yaml's text, if the folder has none")
+    ap.add_argument("--profile", choices=("embedded", "cluster"), default="embedded",
+                    help="cluster: PostgreSQL, Redis, Celery cpu + gpu workers, the CLI as a client (no resume: "
+                         "its PostgreSQL lives as long as this command; DATA must hold only raw/ and config.yaml)")
     ap.add_argument("--table-out", type=Path)
     ap.add_argument("--table-only", action="store_true", help="only rebuild the table from DATA/bench/")
     ap.add_argument("--every", type=float, default=2.0, help="seconds between memory samples")
     args = ap.parse_args()
     data = args.data_dir.resolve()
     bench = data / "bench"
+    if args.profile == "cluster":
+        if args.table_only:
+            sys.exit("--table-only: the cluster profile's instance is gone once its run ends (its table is written then)")
+        extra = sorted(p.name for p in data.iterdir() if p.name not in ("raw", "config.yaml")) if data.exists() else []
+        if extra:
+            sys.exit(f"{data}: the cluster profile starts from raw files only; remove {', '.join(extra)}")
     bench.mkdir(parents=True, exist_ok=True)
 
-    if not args.table_only:
-        generate(data, args.scale, args.seed, args.images)
-        config = data / "config.yaml"
-        if not config.exists():
-            config.write_text(args.config)
-        print(f"config ({config}):\n{config.read_text()}", flush=True)
-        stamp = time.strftime("%Y%m%dT%H%M%S", time.gmtime())
-        for command in COMMANDS:
-            record = run_command(data, command, bench / f"cli-{stamp}.log", bench / f"rss-{stamp}.json", args.every)
-            with open(bench / "commands.jsonl", "a") as f:
-                f.write(json.dumps(record) + "\n")
-            if record["rc"] != 0:
-                sys.exit(f"hm-recsys {record['command']} failed (rc {record['rc']}); its log: {bench}/cli-{stamp}.log")
+    instance = None
+    with contextlib.ExitStack() as stack:
+        if not args.table_only:
+            generate(data, args.scale, args.seed, args.images)
+            config = data / "config.yaml"
+            if not config.exists():
+                config.write_text(args.config)
+            print(f"config ({config}):\n{config.read_text()}", flush=True)
+            stamp = time.strftime("%Y%m%dT%H%M%S", time.gmtime())
+            env = None
+            if args.profile == "cluster":
+                env, instance = stack.enter_context(cluster(data, stamp, args.every))
+            run_commands(data, stamp, args.every, env, sample=env is None)
+        table = summary(data, instance)
+    print(table, flush=True)
+    if args.table_out:
+        tmp = args.table_out.with_suffix(".tmp")
+        tmp.write_text(table + "\n")
+        tmp.replace(args.table_out)
 
+
+def summary(data: Path, instance=None) -> str:
+    bench = data / "bench"
     commands = [json.loads(line) for line in (bench / "commands.jsonl").read_text().splitlines()] \
         if (bench / "commands.jsonl").exists() else []
     header = [f"# .venv/bin/python benchmarks/full_scale.py --data-dir {data}",
               *(f"# {time.strftime('%FT%TZ', time.gmtime(c['start']))} hm-recsys {c['command']}: rc {c['rc']}, "
                 f"{c['wall_s']:.0f} s wall" + (f" ({c['note']})" if c.get("note") else "") for c in commands),
               f"# commands' wall summed: {sum(c['wall_s'] for c in commands):.0f} s"]
-    table = "\n".join(header) + "\n" + build_table(data, sorted(bench.glob("cli-*.log")), sorted(bench.glob("rss-*.json")))
-    print(table, flush=True)
-    if args.table_out:
-        tmp = args.table_out.with_suffix(".tmp")
-        tmp.write_text(table + "\n")
-        tmp.replace(args.table_out)
+    return "\n".join(header) + "\n" + build_table(data, sorted(bench.glob("rss-*.json")), instance)
 
 
 if __name__ == "__main__":
