@@ -11,7 +11,8 @@ command again after an interruption resumes from what Dagster had materialized (
 of every start are kept in DATA/bench/ and all go into the table). ``--table-only`` rebuilds the table.
 The world is generated into DATA/raw unless its CSVs are there (``--images`` also draws the 105k photos; the
 generation's wall time and peak RSS are printed); DATA/config.yaml is written from ``--config`` unless one
-exists. The run's own wall time is DATA/bench/commands.jsonl (one line per command per start).
+exists (by default none is written: the pipeline's defaults). The run's own wall time is
+DATA/bench/commands.jsonl (one line per command per start).
 
 How the table is made (three records of the run joined):
 - memory: Dagster's multiprocess executor runs each step in its own spawned process, so a process's VmHWM
@@ -43,10 +44,6 @@ from pathlib import Path
 GIB = 2**30
 
 
-# The id tables learn with sparse Adagrad updates at full scale (0.015 s/step vs Adam's 0.203 s, README).
-# One epoch for an anchor (from scratch): 14.3M examples are 14k steps at batch 1024, against ~1k per epoch on
-# the demo world that the CPU preset's 3 epochs were tuned on; the 2026-11-28 run's 3 epochs took 1,142 s.
-DEFAULT_CONFIG = "two_tower: {optimizer: sparse_adam, epochs: 1}\n"
 RAW_FILES = ("articles.csv", "customers.csv", "transactions_train.csv")
 COMMANDS = (("backtest", "--weeks", "1"), ("predict",))
 
@@ -437,7 +434,8 @@ def main() -> None:
     ap.add_argument("--scale", default="full", help="the generated world's scale (tiny: a quick check of this script)")
     ap.add_argument("--seed", type=int, default=0)
     ap.add_argument("--images", action="store_true", help="generate the world with its 105k photos")
-    ap.add_argument("--config", default=DEFAULT_CONFIG, help="DATA/config.yaml's text, if the folder has none")
+    ap.add_argument("--config", help="DATA/config.yaml's text, if the folder has none (default: no file, the "
+                                     "pipeline's defaults, which follow the data's size)")
     ap.add_argument("--profile", choices=("embedded", "cluster"), default="embedded",
                     help="cluster: PostgreSQL, Redis, Celery cpu + gpu workers, the CLI as a client (no resume: "
                          "its PostgreSQL lives as long as this command; DATA must hold only raw/ and config.yaml)")
@@ -460,9 +458,10 @@ def main() -> None:
         if not args.table_only:
             generate(data, args.scale, args.seed, args.images)
             config = data / "config.yaml"
-            if not config.exists():
+            if args.config and not config.exists():
                 config.write_text(args.config)
-            print(f"config ({config}):\n{config.read_text()}", flush=True)
+            print(f"config ({config}):\n{config.read_text()}" if config.exists() else "config: none (the defaults)",
+                  flush=True)
             stamp = time.strftime("%Y%m%dT%H%M%S", time.gmtime())
             env = None
             if args.profile == "cluster":

@@ -177,3 +177,17 @@ def test_sparse_adam_updates_only_the_id_rows_in_the_batch(world, optimizer, abs
     assert len(only_first) and len(in_second)
     assert not np.allclose(before[in_second], after[in_second])  # the batch's own rows learn under both
     assert (not np.array_equal(before[only_first], after[only_first])) == absent_rows_move
+
+
+def test_defaults_follow_the_data_size():
+    """``auto`` keeps Adam on the demo world's 40k customers and goes sparse on the full world's 1.37M; the step
+    budget keeps the demo's 3 epochs (333 steps each) and trains the full world's 14k-step anchor epoch once."""
+    cpu = two_tower.TwoTowerConfig.cpu_preset()
+    assert (cpu.optimizer, cpu.max_steps, cpu.batch_size) == ("auto", 15_000, 1024)
+    assert two_tower.resolved_fit(cpu, 40_000, 341_000, cpu.epochs) == ("adam", 3)
+    assert two_tower.resolved_fit(cpu, 1_371_980, 14_300_000, cpu.epochs) == ("sparse_adam", 1)
+    assert two_tower.resolved_fit(cpu, 1_371_980, 1_200_000, cpu.finetune_epochs) == ("sparse_adam", 3)  # 1,172 steps x 3
+    assert two_tower.resolved_fit(cpu, 1_371_980, 6_000_000, 3) == ("sparse_adam", 2)  # 5,860 steps: 2 fit in 15k
+    assert two_tower.resolved_fit(cpu, 10, 100, 0) == ("adam", 0)  # no fine-tune stays none
+    explicit = dataclasses.replace(cpu, optimizer="adam", max_steps=None)
+    assert two_tower.resolved_fit(explicit, 1_371_980, 14_300_000, 3) == ("adam", 3)

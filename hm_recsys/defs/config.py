@@ -45,14 +45,17 @@ class TfRecordsConfig(StrictConfig):
 
 class TwoTowerSettings(StrictConfig):
     """The TFRS model's knobs (see retrieval.two_tower.TwoTowerConfig). Unset ones take the device's
-    preset: batch 4096 x 6 + 3 epochs on a GPU; batch 1024 x 3 + 3 on a CPU."""
+    preset: batch 4096 x 6 + 3 epochs on a GPU; batch 1024 x 3 + 3 on a CPU. The defaults follow the data's
+    size: ``optimizer: auto`` is sparse_adam above 200k customers, and no fit runs more whole epochs than fit
+    in ``max_steps`` steps (so the full world's 14k-step anchor epoch is trained once, the demo's 3 times)."""
 
     output_dim: int = Field(32, ge=1)
     batch_size: Optional[int] = Field(None, ge=1)
     learning_rate: float = Field(0.01, gt=0)
-    optimizer: Literal["adam", "adagrad", "sparse_adam"] = "adam"
+    optimizer: Literal["auto", "adam", "adagrad", "sparse_adam"] = "auto"
     embedding_learning_rate: float = Field(0.05, gt=0)  # the id tables' Adagrad rate under sparse_adam
     epochs: Optional[int] = Field(None, ge=1)
+    max_steps: int = Field(15_000, ge=1)
     finetune_epochs: Optional[int] = Field(None, ge=0)
     finetune_learning_rate: float = Field(0.003, gt=0)
     use_images: bool = True
