@@ -113,3 +113,16 @@ def test_switch_leaves_bpr_out_of_the_graph_and_the_union(tables, buyers, tmp_pa
     union = pl.read_parquet(Path(str(result.metadata["path"].path)) / "*.parquet")
     assert ("bpr_rank" in union.columns) == bpr_on and ("bpr_score" in union.columns) == bpr_on
     assert "als_rank" in union.columns
+
+
+def test_iterations_follow_the_number_of_bought_pairs(tables, buyers):
+    """The sample cap leaves the demo world's 238k bought pairs all 100 iterations and the full world's 7.9M 31; a
+    cap below one pass still fits one, and a capped fit is another fit (fewer iterations, other factors)."""
+    from hm_recsys.candidates.mf import bpr_iterations
+
+    assert bpr_iterations(238_218, 100, 250_000_000) == 100
+    assert bpr_iterations(7_949_952, 100, 250_000_000) == 31
+    assert bpr_iterations(10, 100, 5) == 1
+    many = bpr_candidates(tables, LAST_WEEK, buyers, seed=7, **{**FAST, "iterations": 8})
+    capped = bpr_candidates(tables, LAST_WEEK, buyers, seed=7, **{**FAST, "iterations": 8, "max_samples": 1})
+    assert not many.equals(capped)
