@@ -124,8 +124,8 @@ def bpr_candidates(
     factors carry a popularity bias column, part of the score. Fitted on one thread: see the module docstring.
     The defaults had the best union recall of those tried on the demo world (2 weeks; 32 factors and rate 0.1
     beat 64 / 128 and 0.01 / 0.05; 300 iterations changed nothing, 90 or 365 days were worse).
-    ``max_samples`` caps the sampled pairs (``bpr_iterations``): one thread fits ~1M a second, so the full
-    world's 7.9M bought pairs x 100 iterations took ~15 minutes a week; the demo world's 238k keep all 100.
+    ``max_samples`` caps the sampled pairs (``bpr_iterations``): with the full world's 7.9M bought pairs x 100
+    iterations the step took 889 s a week on one thread (2026-12-07); the demo world's 238k keep all 100.
     """
     from implicit.cpu.bpr import BayesianPersonalizedRanking  # heavy import, only when the source runs
 
