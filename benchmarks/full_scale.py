@@ -53,7 +53,11 @@ COMMANDS = (("backtest", "--weeks", "1"), ("predict",))
 
 def _children(pid: int) -> list[int]:
     out = []
-    for task in Path(f"/proc/{pid}/task").glob("*"):
+    try:  # the process may exit while its threads are listed
+        tasks = list(Path(f"/proc/{pid}/task").iterdir())
+    except OSError:
+        return out
+    for task in tasks:
         try:
             out += [int(c) for c in (task / "children").read_text().split()]
         except OSError:
@@ -178,7 +182,10 @@ class Sampler:
     def run_while_alive(self, every: float = 2.0, until=None) -> None:
         """Sample until ``root`` is gone, or, with ``until`` (a ``threading.Event``), until it is set."""
         while (not until.is_set()) if until else Path(f"/proc/{self.root}").exists():
-            self.sample()
+            try:
+                self.sample()
+            except OSError as e:  # a race with an exiting process the reads above missed: the next sample goes on
+                print(f"sampler: {e}", file=sys.stderr, flush=True)
             time.sleep(every)
 
 
