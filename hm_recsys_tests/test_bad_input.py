@@ -21,6 +21,7 @@ from hm_recsys.tables import load_tables
 CSVS = (schema.ARTICLES_CSV, schema.CUSTOMERS_CSV, schema.TRANSACTIONS_CSV)
 ART, CUS, TX = CSVS
 MARK = "@@MARK@@"  # a cell placeholder, swapped for raw bytes after the csv module wrote the file
+TINY_TX_ROWS = 18_750  # data rows of the tiny world's transactions_train.csv (seed 0): the last row, for the edits below
 
 
 def _rows(path: Path) -> tuple[list[str], list[list[str]]]:
@@ -111,7 +112,7 @@ BAD = [
      "customer_id", 4, "a" * 64, ["duplicate customer_id", "first seen in data row 2"]),
     # Transactions: dates, prices, channels, ids.
     ("date-invalid", TX, set_cell(10, "t_dat", "2020-02-30"), "t_dat", 10, "2020-02-30", ["not a YYYY-MM-DD date"]),
-    ("date-future", TX, set_cell(19007, "t_dat", "2999-01-01"), "t_dat", 19007, "2999-01-01",
+    ("date-future", TX, set_cell(TINY_TX_ROWS, "t_dat", "2999-01-01"), "t_dat", TINY_TX_ROWS, "2999-01-01",
      ["date after today", "a sale cannot be in the future"]),
     ("date-typo-year", TX, set_cell(1, "t_dat", "0202-02-26"), "t_dat", 1, "0202-02-26", ["date before 1947-01-01"]),
     ("date-unsorted", TX, set_cell(5000, "t_dat", "2020-02-26"), "t_dat", 5000, "2020-02-26",
@@ -141,7 +142,7 @@ BAD = [
     ("truncated-article", ART, cut_row(7, 10), ARTICLE_COLS[10], 7, None,
      ["10 fields, expected 25", "cut short", "file line 8"]),
     ("truncated-customer", CUS, cut_row(20, 5), "age", 20, None, ["5 fields, expected 7", "missing ['age', 'postal_code']"]),
-    ("truncated-last-transaction", TX, edit_bytes(lambda b: b.rstrip(b"\n")[:-12]), "sales_channel_id", 19007, None,
+    ("truncated-last-transaction", TX, edit_bytes(lambda b: b.rstrip(b"\n")[:-12]), "sales_channel_id", TINY_TX_ROWS, None,
      ["4 fields, expected 5", "cut short"]),
     ("ragged-transaction", TX, edit_lines(lambda lines: [*lines[:30], lines[30] + b",9", *lines[31:]]), None, 30,
      ["9"], ["6 fields, expected 5", "extra value(s) ['9']"]),
