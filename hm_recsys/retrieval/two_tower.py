@@ -233,7 +233,7 @@ def _build(model, manifest: dict) -> None:
     model.item_tower(batch)
 
 
-OPTIMIZERS = ("adam", "adagrad", "sparse_adam", "auto")
+OPTIMIZERS = ("adam", "adagrad", "sparse_adam")  # what _optimizer builds; the config also takes "auto"
 # "auto" switches to sparse updates above this many customers: Adam's cost per step grows with the id tables
 # (0.203 s/step at 1.37M customers against sparse_adam's 0.015 s), and the demo world's 40k keep Adam.
 SPARSE_ID_ROWS = 200_000
