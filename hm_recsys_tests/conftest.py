@@ -54,7 +54,7 @@ STATE = {"dagster_home", "mlartifacts", "mlflow.db", ".hm_recsys.lock"}
 
 def run_count(paths, stage: str | None = None, status: str | None = None) -> int:
     """Materialization runs in the data folder's instance (raw files are observed without a run), of one
-    stage (``tables``, ``week``, ``ranking``) / status if given; read through Dagster's API."""
+    stage (``tables``, ``week``, ``features``, ``ranking``) / status if given; read through Dagster's API."""
     import dagster as dg
 
     filters = dg.RunsFilter(tags={"hm_recsys/stage": stage} if stage else {},

@@ -203,12 +203,12 @@ def test_one_automation_sensor_per_stage_whose_runs_carry_the_stage(tiny_world):
     """Every materializable asset is targeted by exactly one ``rebuild_<stage>`` sensor, which requests runs
     (not backfills) tagged with its stage: the run queue lets one week run go at a time (dagster.yaml)."""
     from hm_recsys.definitions import build_definitions
-    from hm_recsys.defs.jobs import STAGE_TAG
+    from hm_recsys.defs.jobs import STAGE_TAG, STAGES
 
     defs = build_definitions(tiny_world)
     graph = defs.resolve_asset_graph()
     targeted: dict = {}
-    for stage in ("tables", "week", "ranking"):
+    for stage in STAGES:
         sensor = defs.get_sensor_def(f"rebuild_{stage}")
         assert sensor.run_tags == {STAGE_TAG: stage} and not sensor.emit_backfills
         for key in sensor.asset_selection.resolve(graph):
@@ -216,7 +216,10 @@ def test_one_automation_sensor_per_stage_whose_runs_carry_the_stage(tiny_world):
     materializable = {k for k in graph.get_all_asset_keys() if graph.get(k).is_materializable}
     assert set(targeted) == materializable and all(len(v) == 1 for v in targeted.values())
     assert targeted[dg.AssetKey("two_tower_model")] == ["week"] and targeted[dg.AssetKey("final")] == ["ranking"]
-    assert defs.resolve_job_def("week_job").tags[STAGE_TAG] == "week"
+    assert targeted[dg.AssetKey("ranker_features")] == ["features"]  # the next week's run need not wait for it
+    assert STAGES == ("tables", "week", "features", "ranking")
+    for stage in STAGES:
+        assert defs.resolve_job_def(f"{stage}_job").tags[STAGE_TAG] == stage
 
 
 def test_automation_settings_come_from_the_environment():

@@ -147,7 +147,7 @@ def test_cluster_instance_config_is_valid(monkeypatch, tmp_path):
     assert (db["hostname"], db["port"], db["username"], db["password"], db["db_name"]) == (
         "db.internal", 5433, "dagster", "secret", "dagster")
     assert db["scheme"] == "postgresql+psycopg2"  # SQLAlchemy 2.1's plain postgresql:// wants psycopg 3
-    assert config["concurrency"]["runs"]["max_concurrent_runs"] == 2
+    assert config["concurrency"]["runs"]["max_concurrent_runs"] == 3
     # the same run queue and launcher as the embedded default (top-level dagster.yaml)
     default = yaml.safe_load((REPO / "dagster.yaml").read_text())
     assert config["concurrency"]["runs"]["tag_concurrency_limits"] == default["concurrency"]["runs"]["tag_concurrency_limits"] \

@@ -53,10 +53,10 @@ def test_definitions_snapshot(tiny_world, monkeypatch):
             ("als_candidates", "candidate_contract"), ("bpr_candidates", "candidate_contract"),
             ("evaluation", "recall_at_least_last_week_popular"),
             ("evaluation", "final_at_least_best_heuristic")} <= checks
-    for job in ("tables_job", "week_job", "ranking_job"):
+    for job in ("tables_job", "week_job", "features_job", "ranking_job"):
         defs.resolve_job_def(job)
     assert defs.get_schedule_def("weekly_retraining").default_status == dg.DefaultScheduleStatus.RUNNING
-    for sensor in ("rebuild_tables", "rebuild_week", "rebuild_ranking", "raw_files"):
+    for sensor in ("rebuild_tables", "rebuild_week", "rebuild_features", "rebuild_ranking", "raw_files"):
         assert defs.get_sensor_def(sensor).default_status == dg.DefaultSensorStatus.RUNNING
     weeks = defs.get_assets_def("ranker_features").partitions_def
     ranking = defs.get_assets_def("final").partitions_def

@@ -49,7 +49,8 @@ CHROMIUM = os.environ.get("HM_CHROMIUM", "/usr/bin/chromium")
 INSTALL_HINT = "apt-get install -y chromium && pip install playwright"
 STARTUP_S = 240  # dagster dev: webserver, daemon and a code server on a busy 2-core machine
 RUN_S = 600      # a queued run on the tiny world: seconds of work, but run workers start slowly
-AUTOMATION = [*((("sensor", f"rebuild_{stage}") for stage in ("tables", "week", "ranking"))), ("sensor", "raw_files"),
+AUTOMATION = [*((("sensor", f"rebuild_{stage}") for stage in ("tables", "week", "features", "ranking"))),
+              ("sensor", "raw_files"),
               ("schedule", "weekly_retraining")]
 TERMINAL_RUN = {"SUCCESS", "FAILURE", "CANCELED"}
 TERMINAL_BACKFILL = {"COMPLETED", "COMPLETED_SUCCESS", "COMPLETED_FAILED", "FAILED", "CANCELED"}

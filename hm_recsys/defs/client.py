@@ -29,7 +29,7 @@ from typing import Callable
 import dagster as dg
 
 from hm_recsys.defs import automation
-from hm_recsys.defs.jobs import IN_PROGRESS
+from hm_recsys.defs.jobs import IN_PROGRESS, STAGES
 from hm_recsys.paths import DATA_DIR_ENV, DataPaths
 
 REPO_ROOT = Path(__file__).resolve().parents[2]
@@ -197,7 +197,7 @@ def _label(run: dg.DagsterRun) -> str:
 
 def automation_quiet_since(instance: dg.DagsterInstance, since: float) -> bool:
     """Every automation sensor has finished a tick begun after ``since`` that requested nothing."""
-    names = {f"rebuild_{stage}" for stage in ("tables", "week", "ranking")}
+    names = {f"rebuild_{stage}" for stage in STAGES}
     quiet = set()
     for state in instance.all_instigator_state():
         if state.instigator_name not in names:

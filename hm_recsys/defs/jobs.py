@@ -114,6 +114,9 @@ CRITICAL_PATH = {"dagster/priority": "1"}
 
 UNPARTITIONED = ["articles", "customers", "transactions", "image_embeddings"]
 RANKING = dg.AssetSelection.assets("ranker_hparams", "ranker_model", "final", "evaluation", "serving_snapshot")
+# A week's ranker features (at full scale ~20 min) need none of the state week runs share, so they are a stage of
+# their own: the next week's run (limited to one at a time) starts while they are computed.
+FEATURES = dg.AssetSelection.assets("ranker_features")
 
 
 STAGE_TAG = "hm_recsys/stage"  # dagster.yaml's run queue limits week runs by it
@@ -122,10 +125,15 @@ IN_PROGRESS = [dg.DagsterRunStatus.QUEUED, dg.DagsterRunStatus.NOT_STARTED, dg.D
                dg.DagsterRunStatus.STARTED, dg.DagsterRunStatus.CANCELING]
 
 
+STAGES = ("tables", "week", "features", "ranking")
+
+
 def stages() -> dict[str, dg.AssetSelection]:
-    """The funnel's stages, each a job and an automation sensor: tables, one target week, one ranking week."""
+    """The funnel's stages (``STAGES``), each a job and an automation sensor: tables, one target week up to
+    its candidates and baselines, the week's ranker features, one ranking week."""
     per_week = dg.AssetSelection.all() - dg.AssetSelection.groups("raw") - dg.AssetSelection.assets(*UNPARTITIONED)
-    return {"tables": dg.AssetSelection.assets(*UNPARTITIONED), "week": per_week - RANKING, "ranking": RANKING}
+    return {"tables": dg.AssetSelection.assets(*UNPARTITIONED), "week": per_week - RANKING - FEATURES,
+            "features": FEATURES, "ranking": RANKING}
 
 
 def build_jobs(weeks: dg.PartitionsDefinition, ranking_weeks: dg.PartitionsDefinition) -> list:
@@ -144,7 +152,14 @@ def build_jobs(weeks: dg.PartitionsDefinition, ranking_weeks: dg.PartitionsDefin
             selection=selection["week"],
             partitions_def=weeks,
             tags={STAGE_TAG: "week"},
-            description="One target week up to the ranker's features: towers, candidates, features, baseline submissions.",
+            description="One target week up to its candidates: shards, towers, candidate sources, baseline submissions.",
+        ),
+        dg.define_asset_job(
+            "features_job",
+            selection=selection["features"],
+            partitions_def=weeks,
+            tags={STAGE_TAG: "features"},
+            description="The ranker's features of one week's candidates (beside the next week's run).",
         ),
         dg.define_asset_job(
             "ranking_job",

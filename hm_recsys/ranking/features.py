@@ -53,6 +53,19 @@ def _codes(frame: pl.DataFrame, cols: tuple[str, ...], prefix: str) -> dict[str,
     }
 
 
+def _pair_key(a: str, b: str) -> pl.Expr:
+    """Two integer columns packed into one Int64 join key (``a`` in the high 32 bits, ``b``'s low 32 bits below):
+    polars joins millions of rows on one 64-bit key about twice as fast as on two columns. Nulls stay null (never
+    matched, as with the two columns); ``a`` must be non-negative and below 2**31 (the dense ids are)."""
+    return pl.col(a).cast(pl.Int64) * (1 << 32) + (pl.col(b).cast(pl.Int64) & 0xFFFFFFFF)
+
+
+def _join_on_pair(left: pl.LazyFrame, right: pl.LazyFrame, a: str, b: str) -> pl.LazyFrame:
+    """``left.join(right, on=[a, b], how="left", maintain_order="left")`` through ``_pair_key`` (``right`` keyed by
+    ``_k`` = ``_pair_key(a, b)``, without ``a`` / ``b``)."""
+    return left.with_columns(_k=_pair_key(a, b)).join(right, on="_k", how="left", maintain_order="left").drop("_k")
+
+
 def _window_count(days: int) -> pl.Expr:
     return (pl.col("days_ago") <= days).sum().cast(pl.Int32)
 
@@ -154,20 +167,20 @@ def _cross_features(hist: pl.LazyFrame, attrs: pl.LazyFrame, pairs: pl.LazyFrame
     attr_cols = ["product_code", *HISTORY_ATTRIBUTES.values()]
     hist = hist.join(attrs, on="article_idx", how="left")
     out = pairs.join(attrs, on="article_idx", how="left", maintain_order="left")
-    article = hist.group_by("customer_idx", "article_idx").agg(
+    article = hist.group_by(_k=_pair_key("customer_idx", "article_idx")).agg(
         ca_n=pl.len().cast(pl.Int32),
         ca_n_4w=_window_count(28),
         ca_days_since=pl.col("days_ago").min(),
         ca_price_paid=pl.col("price").mean().cast(pl.Float32),
     )
-    out = out.join(article, on=KEYS, how="left", maintain_order="left")
+    out = _join_on_pair(out, article, "customer_idx", "article_idx")
     levels = {"cp": "product_code", **{f"c_{k}": v for k, v in HISTORY_ATTRIBUTES.items()}}
     for prefix, col in levels.items():
-        agg = hist.group_by("customer_idx", col).agg(
+        agg = hist.group_by(_k=_pair_key("customer_idx", col)).agg(
             pl.len().cast(pl.Int32).alias(f"{prefix}_n"),
             pl.col("days_ago").min().alias(f"{prefix}_days_since"),
         )
-        out = out.join(agg, on=["customer_idx", col], how="left", maintain_order="left")
+        out = _join_on_pair(out, agg, "customer_idx", col)
     counts = ["ca_n", "ca_n_4w", *(f"{p}_n" for p in levels)]
     return out.with_columns(pl.col(counts).fill_null(0)).drop(attr_cols)
 
@@ -232,11 +245,15 @@ def _normalise(v: np.ndarray) -> np.ndarray:
 
 
 def _row_dot(a: np.ndarray, a_rows: np.ndarray, b: np.ndarray, b_rows: np.ndarray) -> np.ndarray:
-    """dot(a[a_rows[i]], b[b_rows[i]]) for every i, in chunks of about 2**24 gathered values per side."""
+    """dot(a[a_rows[i]], b[b_rows[i]]) for every i, in chunks of about 2**18 gathered values per side.
+
+    ``np.take`` rather than ``a[rows]``: the same rows, gathered ~3x faster (5.4M rows of 64 floats: 3.1 s -> 1.1 s
+    for the whole call), the bulk of the similarity features' time at full scale."""
     out = np.empty(a_rows.size, dtype=np.float32)
-    chunk = max(1, (1 << 24) // a.shape[1])
+    chunk = max(1, (1 << 18) // a.shape[1])
     for s in range(0, a_rows.size, chunk):
-        out[s : s + chunk] = np.einsum("ij,ij->i", a[a_rows[s : s + chunk]], b[b_rows[s : s + chunk]])
+        np.einsum("ij,ij->i", np.take(a, a_rows[s : s + chunk], axis=0), np.take(b, b_rows[s : s + chunk], axis=0),
+                  out=out[s : s + chunk])
     return out
 
 
@@ -252,7 +269,8 @@ def _embedding_features(frame: pl.DataFrame, hist: pl.LazyFrame, ctx: "FeatureCo
     art = frame["article_idx"].to_numpy()
     cust = frame["customer_idx"].to_numpy()
     coords = ctx.coords
-    cols: dict[str, np.ndarray] = {f"emb_pc_{i}": coords[art, i] for i in range(min(ctx.n_components, coords.shape[1]))}
+    pcs = np.take(coords[:, : min(ctx.n_components, coords.shape[1])], art, axis=0)  # one gather for all components
+    cols: dict[str, np.ndarray] = {f"emb_pc_{i}": pcs[:, i] for i in range(pcs.shape[1])}
 
     recent = (
         hist.group_by("customer_idx", "article_idx")
@@ -333,11 +351,12 @@ def _sequence_features(hist: pl.LazyFrame, ctx: "FeatureContext", keys: pl.DataF
     same = {name: [(pl.col(c) == pl.col(f"_l{r}_{c}")).fill_null(False).cast(pl.Int8) for r in ranks]
             for name, c in SEQUENCE_ATTRIBUTES.items()}
     due = {f"seq_{p}_due": (pl.col(f"_{p}_since") / pl.col(f"seq_{p}_gap")).cast(pl.Float32) for p in ("u", "ca", "cp")}
+    by_pair = pl.concat([keys, _by_index(attrs, "article_idx", keys["article_idx"])], how="horizontal").lazy()
+    by_pair = _join_on_pair(by_pair, article.with_columns(_k=_pair_key(*KEYS)).drop(KEYS), *KEYS)
+    by_pair = _join_on_pair(by_pair, product.with_columns(_k=_pair_key("customer_idx", "product_code"))
+                            .drop("customer_idx", "product_code"), "customer_idx", "product_code")
     return (
-        pl.concat([keys, _by_index(attrs, "article_idx", keys["article_idx"])], how="horizontal").lazy()
-        .join(article, on=KEYS, how="left", maintain_order="left")
-        .join(product, on=["customer_idx", "product_code"], how="left", maintain_order="left")
-        .join(customer, on="customer_idx", how="left", maintain_order="left")
+        by_pair.join(customer, on="customer_idx", how="left", maintain_order="left")
         .with_columns(
             **due,
             **{f"seq_last_{name}": eq[0] for name, eq in same.items()},
