@@ -302,6 +302,31 @@ def map_table(root: Path) -> list[str]:
     return out
 
 
+def _kind(cmd: str) -> str:
+    """What a sampled process was, from its command line."""
+    for needle, kind in (("api grpc", "code servers (the daemon's, restarted every 60 s: sensor ticks, run launches)"),
+                         ("dagster-daemon", "dagster-daemon"), ("api execute_run", "run workers"),
+                         ("multiprocessing", "run workers and their step processes"), ("celery", "Celery workers"),
+                         ("hm-recsys", "the CLI"), ("postgres", "PostgreSQL"), ("redis", "Redis")):
+        if needle in cmd:
+            return kind
+    return "other"
+
+
+def cpu_by_kind(procs: dict[int, list[dict]]) -> list[str]:
+    """CPU seconds of every sampled process, summed by what it was: how much went to orchestration."""
+    sums: dict[str, list] = collections.defaultdict(lambda: [0, 0.0])
+    for recs in procs.values():
+        for rec in recs:
+            sums[_kind(rec.get("cmd", ""))][0] += 1
+            sums[_kind(rec.get("cmd", ""))][1] += rec.get("cpu_s") or 0.0
+    total = sum(c for _, c in sums.values()) or 1.0
+    lines = ["| process | count | CPU s | share |", "|---|---:|---:|---:|"]
+    lines += [f"| {kind} | {n} | {cpu:,.0f} | {cpu / total:.0%} |"
+              for kind, (n, cpu) in sorted(sums.items(), key=lambda kv: -kv[1][1]) if cpu >= 1]
+    return lines
+
+
 def build_table(data_dir: Path, rss_paths: list[Path], instance=None) -> str:
     """``instance``: the run's Dagster instance (default: the embedded one in DATA/dagster_home)."""
     import dagster as dg
@@ -347,6 +372,8 @@ def build_table(data_dir: Path, rss_paths: list[Path], instance=None) -> str:
                    f"step running (gaps between runs, restarts and killed attempts excluded), {last - first:.0f} s "
                    f"from the first start to the last end; max peak RSS {max((r[4] or 0) for r in rows):.2f} GiB")
         out += ["\nby stage (summed over the steps of every week; steps of concurrent runs overlap):", *stage_table(rows)]
+    if any(rec.get("cpu_s") for recs in procs.values() for rec in recs):
+        out += ["\nCPU of every sampled process by kind (the command's whole tree):", *cpu_by_kind(procs)]
     mp = map_table(data_dir)
     if mp:
         out += ["\nMAP@12 of every recommender on the backtested weeks (reports/WEEK/metrics.json):", *mp]

@@ -1,4 +1,5 @@
-"""Time of ``features_for`` on one bucket-size candidate frame with the ``seq_`` features off and on.
+"""Time of ``features_for`` on one bucket-size candidate frame with the ``seq_`` features off and on, and
+(``--against REV``) against the ``hm_recsys/ranking/features.py`` of another git revision, output checked identical.
 
 A bucket of the demo world: its first ``--customers`` customers (the default bucket, 25k), each with its 40 most
 recent distinct articles and random others up to ``--per-customer`` candidates (~190 per customer as the union
@@ -7,12 +8,16 @@ Each setting runs ``--repeats`` times, alternating, and the best time is reporte
 differ only by the ``seq_`` columns.
 
     PYTHONPATH=. .venv/bin/python benchmarks/sequence_features.py --data-dir DATA   # DATA/tables from a world
+    PYTHONPATH=. .venv/bin/python benchmarks/sequence_features.py --data-dir DATA --against 54140ff --repeats 1
 """
 
 from __future__ import annotations
 
 import argparse
+import importlib.util
+import subprocess
 import sys
+import tempfile
 import time
 from pathlib import Path
 
@@ -44,12 +49,26 @@ def bucket(tables, week, n_customers: int, per_customer: int, seed: int = 0) -> 
     return frame.with_columns(repurchase_score=pl.lit(1.0, dtype=pl.Float32), n_sources=pl.lit(1, dtype=pl.Int8))
 
 
+def module_at(rev: str):
+    """``hm_recsys.ranking.features`` as it was at git revision ``rev`` (imported from a temporary file)."""
+    root = Path(__file__).resolve().parents[1]
+    text = subprocess.run(["git", "show", f"{rev}:hm_recsys/ranking/features.py"], cwd=root, check=True,
+                          capture_output=True, text=True).stdout
+    path = Path(tempfile.mkdtemp()) / f"features_{rev}.py"
+    path.write_text(text)
+    spec = importlib.util.spec_from_file_location(path.stem, path)
+    module = importlib.util.module_from_spec(spec)
+    spec.loader.exec_module(module)
+    return module
+
+
 def main() -> None:
     parser = argparse.ArgumentParser(description=__doc__.splitlines()[0])
     parser.add_argument("--data-dir", type=Path, required=True)
     parser.add_argument("--customers", type=int, default=25_000)
     parser.add_argument("--per-customer", type=int, default=190)
     parser.add_argument("--repeats", type=int, default=2)
+    parser.add_argument("--against", help="a git revision whose features.py is timed on the same frame (sequence on)")
     args = parser.parse_args()
     tables = load_tables(args.data_dir / "tables")
     week = weeks.TargetWeek(weeks.week_start(tables.transactions["t_dat"].max()))
@@ -70,6 +89,19 @@ def main() -> None:
     print(f"features_for, sequence off: {best[False]:.2f} s ({off.width} columns)")
     print(f"features_for, sequence on:  {best[True]:.2f} s ({on.width} columns, +{len(added)}: {', '.join(added)})")
     print(f"added MB: {on.select(added).estimated_size() / 2**20:.0f} of {on.estimated_size() / 2**20:.0f}")
+    if args.against:
+        old = module_at(args.against)
+        old_best = float("inf")
+        for _ in range(args.repeats):
+            ctx = old.feature_context(tables, week, items)
+            t0 = time.perf_counter()
+            frame = old.features_for(ctx, cand)
+            old_best = min(old_best, time.perf_counter() - t0)
+        same = frame.equals(on) and frame.schema == on.schema
+        print(f"features_for at {args.against}, sequence on: {old_best:.2f} s; this tree {best[True]:.2f} s "
+              f"({best[True] / old_best - 1:+.0%}); identical output: {same}")
+        if not same:
+            sys.exit(f"the output differs from {args.against}'s")
 
 
 if __name__ == "__main__":

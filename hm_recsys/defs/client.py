@@ -31,11 +31,18 @@ import dagster as dg
 from hm_recsys.defs import automation
 from hm_recsys.defs.jobs import IN_PROGRESS, STAGES
 from hm_recsys.paths import DATA_DIR_ENV, DataPaths
+from hm_recsys.schema import TRANSACTIONS_CSV
 
 REPO_ROOT = Path(__file__).resolve().parents[2]
 WORKSPACE = REPO_ROOT / "workspace.yaml"
 PID_FILE = "daemon.pid"  # embedded default only: the daemon (or `dagster dev`) serving the data folder
-CLI_INTERVAL_S = 5  # the sensors' interval in a daemon the CLI starts (30 s under `dagster dev`): each tick costs CPU
+# The automation sensors' interval in a daemon the CLI starts (HM_AUTOMATION_INTERVAL_S overrides it). Each tick
+# costs the code server CPU whatever the data's size: on a small world steps take seconds and a short interval
+# keeps the runs moving; at full scale steps take minutes and the four sensors' ticks (5.7 s of wall every ~8.5 s
+# at 5 s) cost more than the latency they save: `cli_interval_s`.
+CLI_INTERVAL_S = 5
+LARGE_INTERVAL_S = 30  # Dagster's own default, as under `dagster dev`
+LARGE_RAW_BYTES = 1 << 30  # a raw transactions file above this is a large world (demo: 105 MB, full: 3.6 GB)
 POLL_S = 1.0
 HEARTBEAT_FRESH_S = 90  # a deployment's daemon beats every 30 s
 FINISHED = {dg.DagsterRunStatus.SUCCESS, dg.DagsterRunStatus.FAILURE, dg.DagsterRunStatus.CANCELED}
@@ -115,9 +122,19 @@ def deployment_daemon_alive(instance: dg.DagsterInstance) -> bool:
     return any(now - beat.timestamp < HEARTBEAT_FRESH_S for beat in instance.get_daemon_heartbeats().values())
 
 
+def cli_interval_s(paths: DataPaths, env=None) -> int:
+    """The sensors' interval for a daemon the CLI starts: ``HM_AUTOMATION_INTERVAL_S`` when set, else
+    ``CLI_INTERVAL_S``, or ``LARGE_INTERVAL_S`` when the raw transactions file is over ``LARGE_RAW_BYTES``."""
+    env = os.environ if env is None else env
+    if env.get(automation.INTERVAL_ENV, "").strip():
+        return automation.settings(env)["interval_s"]
+    raw = paths.raw / TRANSACTIONS_CSV
+    return LARGE_INTERVAL_S if raw.is_file() and raw.stat().st_size > LARGE_RAW_BYTES else CLI_INTERVAL_S
+
+
 def start_daemon(paths: DataPaths, eval_weeks: int) -> subprocess.Popen:
     """``dagster-daemon run`` over the repository's workspace, with the window this command needs."""
-    env = {**os.environ, automation.EVAL_WEEKS_ENV: str(eval_weeks), automation.INTERVAL_ENV: str(CLI_INTERVAL_S),
+    env = {**os.environ, automation.EVAL_WEEKS_ENV: str(eval_weeks), automation.INTERVAL_ENV: str(cli_interval_s(paths)),
            automation.RETRY_FAILED_ENV: "1", "TF_CPP_MIN_LOG_LEVEL": "3"}
     log = open(paths.dagster_home / "daemon.log", "ab")  # noqa: SIM115 -- the daemon holds it
     daemon = str(Path(sys.executable).with_name("dagster-daemon"))
