@@ -18,7 +18,7 @@ from pathlib import Path
 import pytest
 import yaml
 
-from hm_recsys.defs.jobs import CPU_TAGS, GPU_POOL, GPU_TAGS, QUEUE_TAG, executor_from_env
+from hm_recsys.defs.jobs import CPU_TAGS, GPU_POOL, GPU_TAGS, QUEUE_TAG, STAGES, executor_from_env
 from hm_recsys_tests.conftest import CACHES, FAST, artifacts
 from hm_recsys_tests.services import CLUSTER_YAML, REPO, VENV_BIN, cluster_services
 
@@ -367,7 +367,7 @@ def test_cli_predict_on_the_cluster(on_cluster, backtested):
     instance = on_cluster.instance
     runs = instance.get_runs()
     assert runs and all(r.status == dg.DagsterRunStatus.SUCCESS for r in runs), [(r.job_name, r.status) for r in runs]
-    assert {r.tags.get("hm_recsys/stage") for r in runs} == {"tables", "week", "ranking"}  # the automation sensors'
+    assert {r.tags.get("hm_recsys/stage") for r in runs} == set(STAGES)  # the automation sensors'
     executions = _all_executions(instance)
     succeeded = {(r.run_id, s.step_key) for r in runs for s in instance.get_run_step_stats(r.run_id)
                  if s.status.value == "SUCCESS"}
