@@ -136,36 +136,20 @@ def stages() -> dict[str, dg.AssetSelection]:
             "features": FEATURES, "ranking": RANKING}
 
 
+JOB_DESCRIPTIONS = {
+    "tables": "Validate the raw files, (re)build the typed Parquet tables and the image embeddings.",
+    "week": "One target week up to its candidates: shards, towers, candidate sources, baseline submissions.",
+    "features": "The ranker's features of one week's candidates (beside the next week's run).",
+    "ranking": "One ranking week: tuning, CatBoost ranker, final.csv, the MAP@12 evaluation and the serving snapshot.",
+}
+
+
 def build_jobs(weeks: dg.PartitionsDefinition, ranking_weeks: dg.PartitionsDefinition) -> list:
-    """Jobs share one partitions definition each: ``week_job`` the target weeks, ``ranking_job`` the
-    ranking weeks (which start once the ranker has its training weeks)."""
+    """One job per stage (``<stage>_job``, tagged with its stage). Jobs share one partitions definition each:
+    the week and features jobs the target weeks, ``ranking_job`` the ranking weeks (which start once the ranker
+    has its training weeks)."""
     selection = stages()
-    return [
-        dg.define_asset_job(
-            "tables_job",
-            selection=selection["tables"],
-            tags={STAGE_TAG: "tables"},
-            description="Validate the raw files, (re)build the typed Parquet tables and the image embeddings.",
-        ),
-        dg.define_asset_job(
-            "week_job",
-            selection=selection["week"],
-            partitions_def=weeks,
-            tags={STAGE_TAG: "week"},
-            description="One target week up to its candidates: shards, towers, candidate sources, baseline submissions.",
-        ),
-        dg.define_asset_job(
-            "features_job",
-            selection=selection["features"],
-            partitions_def=weeks,
-            tags={STAGE_TAG: "features"},
-            description="The ranker's features of one week's candidates (beside the next week's run).",
-        ),
-        dg.define_asset_job(
-            "ranking_job",
-            selection=selection["ranking"],
-            partitions_def=ranking_weeks,
-            tags={STAGE_TAG: "ranking"},
-            description="One ranking week: tuning, CatBoost ranker, final.csv, the MAP@12 evaluation and the serving snapshot.",
-        ),
-    ]
+    partitions = {"tables": None, "week": weeks, "features": weeks, "ranking": ranking_weeks}
+    return [dg.define_asset_job(f"{stage}_job", selection=selection[stage], partitions_def=partitions[stage],
+                                tags={STAGE_TAG: stage}, description=JOB_DESCRIPTIONS[stage])
+            for stage in STAGES]
