@@ -61,8 +61,8 @@ def _pair_key(a: str, b: str) -> pl.Expr:
 
 
 def _join_on_pair(left: pl.LazyFrame, right: pl.LazyFrame, a: str, b: str) -> pl.LazyFrame:
-    """``left.join(right, on=[a, b], how="left", maintain_order="left")`` through ``_pair_key`` (``right`` keyed by
-    ``_k`` = ``_pair_key(a, b)``, without ``a`` / ``b``)."""
+    """``left.join(right, on=[a, b], how="left", maintain_order="left")``, joined on ``_pair_key(a, b)``."""
+    right = right.with_columns(_k=_pair_key(a, b)).drop(a, b)
     return left.with_columns(_k=_pair_key(a, b)).join(right, on="_k", how="left", maintain_order="left").drop("_k")
 
 
@@ -167,7 +167,7 @@ def _cross_features(hist: pl.LazyFrame, attrs: pl.LazyFrame, pairs: pl.LazyFrame
     attr_cols = ["product_code", *HISTORY_ATTRIBUTES.values()]
     hist = hist.join(attrs, on="article_idx", how="left")
     out = pairs.join(attrs, on="article_idx", how="left", maintain_order="left")
-    article = hist.group_by(_k=_pair_key("customer_idx", "article_idx")).agg(
+    article = hist.group_by(KEYS).agg(
         ca_n=pl.len().cast(pl.Int32),
         ca_n_4w=_window_count(28),
         ca_days_since=pl.col("days_ago").min(),
@@ -176,7 +176,7 @@ def _cross_features(hist: pl.LazyFrame, attrs: pl.LazyFrame, pairs: pl.LazyFrame
     out = _join_on_pair(out, article, "customer_idx", "article_idx")
     levels = {"cp": "product_code", **{f"c_{k}": v for k, v in HISTORY_ATTRIBUTES.items()}}
     for prefix, col in levels.items():
-        agg = hist.group_by(_k=_pair_key("customer_idx", col)).agg(
+        agg = hist.group_by("customer_idx", col).agg(
             pl.len().cast(pl.Int32).alias(f"{prefix}_n"),
             pl.col("days_ago").min().alias(f"{prefix}_days_since"),
         )
@@ -352,9 +352,8 @@ def _sequence_features(hist: pl.LazyFrame, ctx: "FeatureContext", keys: pl.DataF
             for name, c in SEQUENCE_ATTRIBUTES.items()}
     due = {f"seq_{p}_due": (pl.col(f"_{p}_since") / pl.col(f"seq_{p}_gap")).cast(pl.Float32) for p in ("u", "ca", "cp")}
     by_pair = pl.concat([keys, _by_index(attrs, "article_idx", keys["article_idx"])], how="horizontal").lazy()
-    by_pair = _join_on_pair(by_pair, article.with_columns(_k=_pair_key(*KEYS)).drop(KEYS), *KEYS)
-    by_pair = _join_on_pair(by_pair, product.with_columns(_k=_pair_key("customer_idx", "product_code"))
-                            .drop("customer_idx", "product_code"), "customer_idx", "product_code")
+    by_pair = _join_on_pair(by_pair, article, *KEYS)
+    by_pair = _join_on_pair(by_pair, product, "customer_idx", "product_code")
     return (
         by_pair.join(customer, on="customer_idx", how="left", maintain_order="left")
         .with_columns(
