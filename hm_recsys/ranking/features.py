@@ -101,17 +101,38 @@ def _user_features(hist: pl.LazyFrame, static: pl.LazyFrame, customers: pl.LazyF
         u_n_days=pl.col("t_dat").n_unique().cast(pl.Int32),
         u_days_since_last=pl.col("days_ago").min(),
         u_days_since_first=pl.col("days_ago").max(),
-        u_price_mean=pl.col("price").mean().cast(pl.Float32),
-        u_price_std=pl.col("price").std().cast(pl.Float32),
         u_price_max=pl.col("price").max(),
         u_online_share=(pl.col("sales_channel_id") == 2).mean().cast(pl.Float32),
     )
+    moments = _price_moments(hist.select("customer_idx", "price").collect()).lazy()
+    activity = activity.join(moments, on="customer_idx", how="left").select(
+        pl.exclude("u_price_mean", "u_price_std", "u_price_max", "u_online_share"),
+        "u_price_mean", "u_price_std", "u_price_max", "u_online_share")
     counts = ["u_n_1w", "u_n_2w", "u_n_4w", "u_n_12w", "u_n_all", "u_n_articles", "u_n_days"]
     return (
         customers.join(static, on="customer_idx", how="left")
         .join(activity, on="customer_idx", how="left")
         .with_columns(pl.col(counts).fill_null(0))
     )
+
+
+def _price_moments(hist: pl.DataFrame) -> pl.DataFrame:
+    """``u_price_mean`` / ``u_price_std`` of each customer's prices, summed in one fixed order (numpy, one thread).
+
+    Inside ``_user_features``' group-by, polars merged partial sums in an order that varies from call to call:
+    customers with the very same prices got stds a bit apart, and one customer in 25,000 changed its std between
+    two calls on the same rows, so the same data gave different feature bytes (and models)."""
+    hist = hist.sort("customer_idx", maintain_order=True)
+    ids, starts, counts = np.unique(hist["customer_idx"].to_numpy(), return_index=True, return_counts=True)
+    if not len(ids):
+        return pl.DataFrame(schema={"customer_idx": pl.Int32, "u_price_mean": pl.Float32, "u_price_std": pl.Float32})
+    price = hist["price"].to_numpy().astype(np.float64)
+    mean = np.add.reduceat(price, starts) / counts
+    squares = np.add.reduceat((price - np.repeat(mean, counts)) ** 2, starts)
+    with np.errstate(divide="ignore", invalid="ignore"):
+        std = np.where(counts > 1, np.sqrt(squares / (counts - 1)), np.nan)
+    return pl.DataFrame({"customer_idx": ids.astype(np.int32), "u_price_mean": mean.astype(np.float32),
+                         "u_price_std": pl.Series(std.astype(np.float32), nan_to_null=True)})
 
 
 def article_features(tables: Tables, hist: pl.LazyFrame) -> pl.LazyFrame:

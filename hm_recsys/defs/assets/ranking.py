@@ -133,7 +133,7 @@ def build(weeks: dg.PartitionsDefinition, ranking_weeks: dg.PartitionsDefinition
 
     @dg.asset(
         partitions_def=weeks, deps=[candidates, "image_embeddings", *TABLES], group_name=GROUP,  # what it reads
-        code_version=code_version("3", FeaturesConfig), kinds={"polars", "parquet"}, automation_condition=scored,
+        code_version=code_version("4", FeaturesConfig), kinds={"polars", "parquet"}, automation_condition=scored,
         op_tags=CPU_TAGS,
     )
     def ranker_features(context: dg.AssetExecutionContext, config: FeaturesConfig, data: DataResource) -> dg.MaterializeResult:
@@ -190,7 +190,7 @@ def build(weeks: dg.PartitionsDefinition, ranking_weeks: dg.PartitionsDefinition
     own_previous_week = [dg.AssetDep(WARM_START_INPUT, partition_mapping=previous_week)] if warm_start else []
 
     @dg.asset(
-        code_version=f"{code_version('8', RankerTuningConfig)}-{config_hash(FeaturesConfig)}",
+        code_version=f"{code_version('9', RankerTuningConfig)}-{config_hash(FeaturesConfig)}",
         kinds={"catboost", "optuna"}, pool=GPU_POOL, op_tags=GPU_TAGS,
         deps=[dg.AssetDep(candidates, partition_mapping=training_weeks), "image_embeddings", *TABLES, *own_previous_week],
         **(ranking | {"automation_condition": (tuning or scored) if warm_start else scored}),
@@ -249,7 +249,7 @@ def build(weeks: dg.PartitionsDefinition, ranking_weeks: dg.PartitionsDefinition
         )
 
     @dg.asset(
-        code_version=code_version("3", FeaturesConfig), kinds={"catboost", "mlflow"}, pool=GPU_POOL, op_tags=GPU_TAGS,
+        code_version=code_version("4", FeaturesConfig), kinds={"catboost", "mlflow"}, pool=GPU_POOL, op_tags=GPU_TAGS,
         deps=[ranker_hparams, dg.AssetDep(candidates, partition_mapping=training_weeks), "image_embeddings", *TABLES], **ranking,
     )
     def ranker_model(context: dg.AssetExecutionContext, data: DataResource, compute: ComputeResource,
