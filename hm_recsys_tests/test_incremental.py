@@ -97,10 +97,10 @@ def test_a_killed_command_never_blocks_the_next(backtested, reseeded, tmp_path):
     assert_same_artifacts(artifacts(killed), want)
 
 
-def test_a_folder_served_by_another_process_is_refused_in_one_line(backtested):
+def test_a_folder_served_by_another_process_is_refused_in_one_line(backtested, tmp_path):
     from hm_recsys.defs.client import PID_FILE
 
-    paths, _ = backtested
+    paths = copy_world(backtested[0], tmp_path / "served")
     holder = subprocess.Popen([sys.executable, "-c", "import time; time.sleep(600)", "dagster"])  # "dagster" in its cmdline
     try:
         (paths.dagster_home / PID_FILE).write_text(f"{holder.pid} dagster dev (test)\n")

@@ -125,9 +125,9 @@ def test_automation_builds_the_production_week_of_data_ending_yesterday(tiny_wor
 
 
 @pytest.mark.slow
-def test_predict_on_data_ending_yesterday_writes_the_production_week(backtested):
+def test_predict_on_data_ending_yesterday_writes_the_production_week(backtested, tmp_path):
     """The end-to-end tests' shared world ends yesterday (conftest): its production week is next week's."""
-    paths, _ = backtested
+    paths = conftest.copy_world(backtested[0], tmp_path / "data")  # the shared backtest stays as built
     production = production_after(YESTERDAY)
     out = cli(paths, "predict", "--config", FAST)
     assert out.returncode == 0, out.stdout[-3000:] + out.stderr[-5000:]
