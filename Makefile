@@ -35,11 +35,10 @@ REDIS := /usr/bin/redis-server
 $(REDIS):
 	apt-get update -q && apt-get install -y -q redis-server
 
-# Lint first (seconds), then every test on two xdist workers, each taking whole modules (module fixtures are built
-# once), longest first (conftest.LONGEST_FIRST); the 25 slowest are listed at the end (pyproject: --durations).
+# Lint first (seconds), then every test; the 25 slowest are listed at the end (pyproject: --durations).
 test: $(TEST_STAMP) $(CHROMIUM) $(REDIS)
 	$(VENV)/bin/ruff check .
-	$(VENV)/bin/pytest -q -n 2 --dist loadscope --no-loadscope-reorder
+	$(VENV)/bin/pytest -q
 
 ui: $(STAMP)
 	$(VENV)/bin/hm-recsys ui

@@ -14,19 +14,6 @@ import pytest
 from hm_recsys.paths import DataPaths
 from hm_recsys.tables import Tables, load_tables
 
-# The longest modules first (`make test` hands whole modules to two xdist workers, in this order: --dist loadscope):
-# the two longest start at once and the short ones fill the gaps at the end (order from CI's --durations lists).
-LONGEST_FIRST = ("test_ui.py", "test_ui_browser.py", "test_incremental.py", "test_cluster_profile.py",
-                 "test_dagster_pipeline.py", "test_bucketed.py", "test_tower_chain.py", "test_serving.py")
-
-
-def pytest_collection_modifyitems(items):
-    def rank(item) -> int:
-        name = item.path.name
-        return LONGEST_FIRST.index(name) if name in LONGEST_FIRST else len(LONGEST_FIRST)
-
-    items.sort(key=rank)  # stable: tests keep their order inside a module
-
 
 @pytest.fixture(scope="session")
 def tiny_world(tmp_path_factory) -> DataPaths:
@@ -160,71 +147,37 @@ def base_world(tiny_world, tmp_path_factory) -> DataPaths:
     return shifted_copy(tiny_world, tmp_path_factory.mktemp("base_world"), YESTERDAY, images=PHOTOS)
 
 
-def built_once(tmp_path_factory, name: str, build) -> Path:
-    """``build(folder)`` once per test session, also when xdist's workers share it (``make test`` runs two): the first
-    worker to ask builds it under a file lock, the others wait and reuse the folder, which no test writes to after
-    (tests that run a command on it run it on a copy). A failed build is reported to every worker that asks."""
-    from filelock import FileLock
-
-    if not os.environ.get("PYTEST_XDIST_WORKER"):
-        folder = tmp_path_factory.mktemp(name)
-        build(folder)
-        return folder
-    folder = tmp_path_factory.getbasetemp().parent / name  # the session's folder above each worker's own
-    done, failed = folder.with_name(f"{name}.done"), folder.with_name(f"{name}.failed")
-    with FileLock(str(folder.with_name(f"{name}.lock"))):
-        if failed.exists():
-            pytest.fail(f"building {name} failed on another worker:\n{failed.read_text()}")
-        if not done.exists():
-            shutil.rmtree(folder, ignore_errors=True)
-            folder.mkdir()
-            try:
-                build(folder)
-            except BaseException as error:
-                failed.write_text(f"{type(error).__name__}: {error}"[-8000:])
-                raise
-            done.touch()
-    return folder
-
-
 @pytest.fixture(scope="session")
 def backtested(base_world, tiny_world, tmp_path_factory):
     """``base_world`` with every kind of raw change applied (world_changes.py: inserted first rows shift every dense
     index, a price, a removed row, new photos), backtested from scratch for its newest labelled week through the CLI.
-    The end-to-end tests share it, read only: each copies it, or copies its raw files and compares what it builds with
-    this result; test_ui.py makes the same changes incrementally under `dagster dev`, starting from ``base_world``."""
+    The end-to-end tests share it, read only: each copies it (a command runs on a copy), or copies its raw files and
+    compares what it builds with this result; test_ui.py makes the same changes incrementally under `dagster dev`,
+    starting from ``base_world``."""
     from hm_recsys_tests.world_changes import apply_every_change
 
-    def build(folder: Path) -> None:
-        paths = DataPaths(folder / "data")
-        shutil.copytree(base_world.raw, paths.raw)
-        apply_every_change(paths, tiny_world)
-        out = cli(paths, "backtest", "--weeks", "1", "--config", FAST)
-        assert out.returncode == 0, out.stdout[-3000:] + out.stderr[-5000:]
-        (folder / "stdout.txt").write_text(out.stdout)
-
-    folder = built_once(tmp_path_factory, "backtest", build)
-    return DataPaths(folder / "data"), (folder / "stdout.txt").read_text()
+    paths = DataPaths(tmp_path_factory.mktemp("backtest"))
+    shutil.copytree(base_world.raw, paths.raw)
+    apply_every_change(paths, tiny_world)
+    out = cli(paths, "backtest", "--weeks", "1", "--config", FAST)
+    assert out.returncode == 0, out.stdout[-3000:] + out.stderr[-5000:]
+    return paths, out.stdout
 
 
 @pytest.fixture(scope="session")
 def reseeded(backtested, tmp_path_factory):
     """A copy of the shared backtest rebuilt with another tuning seed (it is recorded in ranker_hparams.json, so
     the whole ranking tail must re-run: tuning, ranker, submissions, evaluation): the copy, the config, the
-    uninterrupted result and how many runs it took (all of the ranking stage). Read only, like ``backtested``."""
+    uninterrupted result and how many runs it took (all of the ranking stage)."""
     from types import SimpleNamespace
 
     paths, _ = backtested
-
-    def build(folder: Path) -> None:
-        cfg = folder / "seed1.yaml"
-        cfg.write_text(Path(FAST).read_text().replace("n_trials: 2", "n_trials: 2, seed: 1"))
-        out = cli(copy_world(paths, folder / "uninterrupted"), "backtest", "--weeks", "1", "--config", str(cfg))
-        assert out.returncode == 0, out.stdout[-3000:] + out.stderr[-3000:]
-        (folder / "stdout.txt").write_text(out.stdout)
-
-    folder = built_once(tmp_path_factory, "reseeded", build)
-    copy = DataPaths(folder / "uninterrupted")
-    return SimpleNamespace(paths=copy, config=folder / "seed1.yaml", artifacts=artifacts(copy),
-                           stdout=(folder / "stdout.txt").read_text(), new_runs=run_count(copy) - run_count(paths),
+    root = tmp_path_factory.mktemp("reseeded")
+    cfg = root / "seed1.yaml"
+    cfg.write_text(Path(FAST).read_text().replace("n_trials: 2", "n_trials: 2, seed: 1"))
+    copy = copy_world(paths, root / "uninterrupted")
+    out = cli(copy, "backtest", "--weeks", "1", "--config", str(cfg))
+    assert out.returncode == 0, out.stdout[-3000:] + out.stderr[-3000:]
+    return SimpleNamespace(paths=copy, config=cfg, artifacts=artifacts(copy), stdout=out.stdout,
+                           new_runs=run_count(copy) - run_count(paths),
                            new_ranking_runs=run_count(copy, "ranking") - run_count(paths, "ranking"))
