@@ -304,7 +304,7 @@ def map_table(root: Path) -> list[str]:
 
 def _kind(cmd: str) -> str:
     """What a sampled process was, from its command line."""
-    for needle, kind in (("api grpc", "code servers (the daemon's, restarted every 60 s: sensor ticks, run launches)"),
+    for needle, kind in (("api grpc", "code servers (sensor ticks, run launches)"),
                          ("dagster-daemon", "dagster-daemon"), ("api execute_run", "run workers"),
                          ("multiprocessing", "run workers and their step processes"), ("celery", "Celery workers"),
                          ("hm-recsys", "the CLI"), ("postgres", "PostgreSQL"), ("redis", "Redis")):

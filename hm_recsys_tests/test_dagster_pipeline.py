@@ -77,6 +77,20 @@ def test_backtest_prints_map_and_writes_reports(backtested):
         assert name in stdout
 
 
+def test_one_code_server_launches_every_run_of_a_command(backtested):
+    """The daemon the CLI starts is pointed at the one code server the command started (client.start_code_server):
+    every run of the backtest was launched by the server its workspace names, none by a server of the daemon's own
+    (which it would replace at every 60-s workspace reload)."""
+    import dagster as dg
+    import yaml
+
+    paths, _ = backtested
+    entry = yaml.safe_load((paths.dagster_home / "workspace.yaml").read_text())["load_from"][0]["grpc_server"]
+    with dg.DagsterInstance.from_config(str(paths.dagster_home)) as instance:
+        runs = instance.get_runs()
+    assert runs and {json.loads(r.tags[".dagster/grpc_info"]).get("port") for r in runs} == {entry["port"]}
+
+
 def test_csvs_score_the_same_with_an_independent_scorer(backtested):
     """Re-score every written CSV with plain csv + the tests' own Kaggle MAP@12 (test_metrics, not the
     project's scorer): the mean AP@12 over the week's buyers (a buyer missing from the file scores 0)."""

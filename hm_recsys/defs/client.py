@@ -30,6 +30,7 @@ import dagster as dg
 
 from hm_recsys.defs import automation
 from hm_recsys.defs.jobs import IN_PROGRESS, STAGES
+from hm_recsys.defs.sensors import LOCATION
 from hm_recsys.paths import DATA_DIR_ENV, DataPaths
 from hm_recsys.schema import TRANSACTIONS_CSV
 
@@ -45,6 +46,7 @@ LARGE_INTERVAL_S = 30  # Dagster's own default, as under `dagster dev`
 LARGE_RAW_BYTES = 1 << 30  # a raw transactions file above this is a large world (demo: 105 MB, full: 3.6 GB)
 POLL_S = 1.0
 HEARTBEAT_FRESH_S = 90  # a deployment's daemon beats every 30 s
+CODE_SERVER_HOST = "127.0.0.1"
 FINISHED = {dg.DagsterRunStatus.SUCCESS, dg.DagsterRunStatus.FAILURE, dg.DagsterRunStatus.CANCELED}
 WILL_RETRY = "dagster/will_retry"
 RETRY_TAG_WAIT_S = 15
@@ -132,16 +134,63 @@ def cli_interval_s(paths: DataPaths, env=None) -> int:
     return LARGE_INTERVAL_S if raw.is_file() and raw.stat().st_size > LARGE_RAW_BYTES else CLI_INTERVAL_S
 
 
-def start_daemon(paths: DataPaths, eval_weeks: int) -> subprocess.Popen:
-    """``dagster-daemon run`` over the repository's workspace, with the window this command needs."""
+def _free_port() -> int:
+    import socket
+
+    with socket.socket() as s:
+        s.bind((CODE_SERVER_HOST, 0))
+        return s.getsockname()[1]
+
+
+def start_code_server(paths: DataPaths, env: dict, wait_s: float = 600) -> tuple[subprocess.Popen, int]:
+    """One code server for the whole command (``dagster api grpc`` on a local port), up once it answers.
+
+    With a ``python_module`` workspace the daemon starts a code server of its own and replaces it at every
+    workspace reload (every 60 s, dagster/_daemon/controller.py): 63 new processes in a 72-minute full-scale
+    run, a tenth of its CPU. Pointed at a running server (a ``grpc_server`` entry, as in a deployment), a
+    reload only asks it for its definitions again."""
+    import socket
+
+    port = _free_port()
+    log = open(paths.dagster_home / "code_server.log", "ab")  # noqa: SIM115 -- the server holds it
+    proc = subprocess.Popen([sys.executable, "-m", "dagster", "api", "grpc", "--host", CODE_SERVER_HOST, "--port", str(port),
+                             "-m", "hm_recsys.definitions", "--location-name", LOCATION, "-d", str(REPO_ROOT)],
+                            cwd=REPO_ROOT, env=env, stdout=log, stderr=subprocess.STDOUT, preexec_fn=_die_with_parent)
+    log.close()
+    deadline = time.time() + wait_s
+    while True:  # the server binds its port once the definitions are loaded
+        if proc.poll() is not None:
+            tail = (paths.dagster_home / "code_server.log").read_text(errors="replace")[-3000:]
+            raise PipelineError(f"the code server exited ({proc.returncode}) before serving:\n{tail}")
+        try:
+            socket.create_connection((CODE_SERVER_HOST, port), timeout=1).close()
+            return proc, port
+        except OSError:
+            if time.time() > deadline:
+                stop(proc)
+                raise PipelineError(f"the code server did not answer on port {port} within {wait_s:.0f} s") from None
+            time.sleep(0.5)
+
+
+def start_daemon(paths: DataPaths, eval_weeks: int) -> tuple[subprocess.Popen, subprocess.Popen]:
+    """A code server and ``dagster-daemon run`` over it, with the window this command needs."""
     env = {**os.environ, automation.EVAL_WEEKS_ENV: str(eval_weeks), automation.INTERVAL_ENV: str(cli_interval_s(paths)),
            automation.RETRY_FAILED_ENV: "1", "TF_CPP_MIN_LOG_LEVEL": "3"}
+    server, port = start_code_server(paths, env)
+    workspace = paths.dagster_home / "workspace.yaml"  # this command's: the repository's, served by that server
+    workspace.write_text(f"load_from:\n  - grpc_server:\n      host: {CODE_SERVER_HOST}\n      port: {port}\n"
+                         f"      location_name: {LOCATION}\n")
     log = open(paths.dagster_home / "daemon.log", "ab")  # noqa: SIM115 -- the daemon holds it
     daemon = str(Path(sys.executable).with_name("dagster-daemon"))
-    proc = subprocess.Popen([daemon, "run", "-w", str(WORKSPACE)], cwd=REPO_ROOT, env=env, stdout=log,
-                            stderr=subprocess.STDOUT, preexec_fn=_die_with_parent)
-    log.close()
-    return proc
+    try:
+        proc = subprocess.Popen([daemon, "run", "-w", str(workspace)], cwd=REPO_ROOT, env=env, stdout=log,
+                                stderr=subprocess.STDOUT, preexec_fn=_die_with_parent)
+    except BaseException:
+        stop(server)
+        raise
+    finally:
+        log.close()
+    return proc, server
 
 
 def stop(proc: subprocess.Popen, grace_s: float = 60) -> None:
@@ -286,7 +335,7 @@ def settle(paths: DataPaths, *, eval_weeks: int, say: Callable[[str], None] = pr
     """Have the daemon build what automation requests until it requests nothing; returns the number of runs."""
     where = use_instance(paths)
     instance = dg.DagsterInstance.get()
-    daemon = None
+    daemon = server = None
     try:
         if where.embedded:
             claim(paths, "hm-recsys command")  # nothing else serves this one-machine instance: safe to sweep
@@ -305,7 +354,7 @@ def settle(paths: DataPaths, *, eval_weeks: int, say: Callable[[str], None] = pr
             say(f"raw inputs with a new content version: {', '.join(changed)}")
         since = time.time()
         if where.embedded:
-            daemon = start_daemon(paths, eval_weeks)
+            daemon, server = start_daemon(paths, eval_weeks)
             (paths.dagster_home / PID_FILE).write_text(f"{daemon.pid} dagster-daemon of a hm-recsys command (pid {os.getpid()})\n")
         try:
             return follow(instance, since, say)
@@ -316,5 +365,7 @@ def settle(paths: DataPaths, *, eval_weeks: int, say: Callable[[str], None] = pr
     finally:
         if daemon is not None:
             stop(daemon)
+        if server is not None:
+            stop(server)
         if where.embedded:
             (paths.dagster_home / PID_FILE).unlink(missing_ok=True)
