@@ -292,3 +292,28 @@ def test_a_run_whose_code_server_is_gone_is_reported_failed_after_the_grace(monk
         monkeypatch.setattr(run_launcher, "GRACE_S", 0.0)
         result = launcher.check_run_worker_health(gone)
         assert result.status.value == "FAILED" and "has not run it" in result.msg
+
+
+def test_an_input_rebuilt_during_a_tick_is_compared_by_its_new_materialization(instance):
+    """The tick loads the records first; an input whose materializations were wiped and which a run then rebuilt to
+    the same bytes looked missing to the tick, so its dependants looked unsynced while the input looked present and
+    done (three weeks of towers retrained for nothing). ``live_resolver`` reads the input's new record."""
+    import datetime as dt
+
+    from dagster._core.asset_graph_view.asset_graph_view import AssetGraphView
+    from dagster._core.definitions.data_version import StaleStatus
+    from dagster._core.definitions.temporal_context import TemporalContext
+    from dagster._core.storage.event_log.base import AssetRecord
+
+    from hm_recsys.defs.staleness import live_resolver
+
+    defs = toy_defs()
+    build_everything(defs, instance)
+    graph = defs.resolve_asset_graph()
+    instance.wipe_assets([dg.AssetKey("a")])  # as a test wipes the tables to have them rebuilt
+    tick = AssetGraphView(temporal_context=TemporalContext(effective_dt=dt.datetime.now(dt.timezone.utc), last_event_id=None),
+                          instance=instance, asset_graph=graph)
+    AssetRecord.blocking_get(tick, dg.AssetKey("a"))  # the tick's prefetch: no record of a
+    run(defs, instance, {"a": {None}})  # a run rebuilds a to the same bytes during the tick
+    assert live_resolver(tick, graph).get_status(dg.AssetKey("b"), "2020-09-23") == StaleStatus.FRESH
+    assert requested(defs, instance) == {}

@@ -67,7 +67,11 @@ def rebuild(window_weeks: int, *, hold_failed: bool = True, self_dependent: str 
     never builds, must not hold W back (the oldest week of the window would wait forever).
     """
     broken = AC.any_checks_match(AC.check_failed(), blocking_only=True)
-    wanted = AC.in_latest_time_window(_weeks(window_weeks)) & (Missing() | Unsynced() | broken.with_label("blocking_check_failed"))
+
+    def stale():
+        return Missing() | Unsynced() | broken.with_label("blocking_check_failed")
+
+    wanted = AC.in_latest_time_window(_weeks(window_weeks)) & stale()
     own = dg.AssetSelection.assets(self_dependent) if self_dependent else None
 
     def others(condition):
@@ -87,7 +91,10 @@ def rebuild(window_weeks: int, *, hold_failed: bool = True, self_dependent: str 
     # again (duplicate runs, seen on every tiny backtest). Read in this order, a run not in progress any more
     # has already written its materializations when ``missing`` is read (``Missing`` reads the event log then, not
     # Dagster's status cache, which can lose a materialization for good: defs/staleness.py).
-    condition = ~AC.in_progress() & wanted & inputs_ready
+    # ``stale`` once more last: a run that rebuilt an input and ended during the evaluation made the input look
+    # missing to ``wanted`` and present and done to ``inputs_ready``; asked again now, ``Unsynced`` compares the
+    # input's new materialization (same bytes: nothing to do; staleness.live_resolver).
+    condition = ~AC.in_progress() & wanted & inputs_ready & stale().with_label("still_missing_or_unsynced")
     if hold_failed:
         failed = AC.execution_failed().since(AC.any_deps_updated() | AC.code_version_changed())
         condition = condition & ~failed.with_label("failed_since_last_change")

@@ -49,11 +49,27 @@ class Unsynced(dg.AutomationCondition):
 
     def evaluate(self, context: dg.AutomationContext) -> dg.AutomationResult:
         view = context.asset_graph_view
-        resolver = CachingStaleStatusResolver(instance=view.instance, asset_graph=context.asset_graph, loading_context=view)
+        resolver = live_resolver(view, context.asset_graph)
         check = _upstream_checker(resolver) if self.upstream else (
             lambda ap: resolver.get_status(ap.asset_key, ap.partition_key) == StaleStatus.STALE)
         stale = {ap for ap in context.candidate_subset.expensively_compute_asset_partitions() if check(ap)}
         return dg.AutomationResult(context, view.get_asset_subset_from_asset_partitions(context.key, stale))
+
+
+def live_resolver(view, asset_graph) -> CachingStaleStatusResolver:
+    """A stale-status resolver that reads the asset records when asked, not the tick's prefetched ones.
+
+    The daemon's tick loads every asset's record first; ``Missing`` and the run statuses are read live. A run that
+    rebuilt an input (its materializations wiped) and ended during the tick left the input "missing" in the tick's
+    records, so the asset below looked unsynced while its input looked present and done: the towers of three weeks
+    were retrained for nothing (a cluster test, on a rebuilt ``image_embeddings`` of the same bytes). Read live, and
+    after the inputs' checks (``automation.rebuild``), the input's new materialization is what is compared."""
+    from dagster._core.asset_graph_view.asset_graph_view import AssetGraphView
+    from dagster._core.definitions.temporal_context import TemporalContext
+
+    fresh = AssetGraphView(temporal_context=TemporalContext(effective_dt=view.effective_dt, last_event_id=None),
+                           instance=view.instance, asset_graph=asset_graph)
+    return CachingStaleStatusResolver(instance=view.instance, asset_graph=asset_graph, loading_context=fresh)
 
 
 def _upstream_checker(resolver: CachingStaleStatusResolver):
