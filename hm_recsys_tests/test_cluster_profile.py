@@ -162,79 +162,11 @@ def test_cluster_instance_config_is_valid(monkeypatch, tmp_path):
 # --- end to end: the cluster stack on this machine --------------------------------------------------------
 
 
-def _worker_by_step(instance, run_id: str) -> dict[str, str]:
-    """Which Celery worker executed each step: the engine event the Celery task reports when it starts
-    ("Executing steps ... in celery worker") carries the worker's node name as metadata "Celery worker"."""
-    found = {}
-    for record in instance.all_logs(run_id):
-        event = record.dagster_event
-        if event is None or not event.is_engine_event or event.engine_event_data is None:
-            continue
-        meta = event.engine_event_data.metadata or {}
-        if "Celery worker" in meta:
-            found[record.step_key] = meta["Celery worker"].value
-    return found
-
-
 def _launch(env: dict, job: str, run_id: str, *extra: str) -> None:
     """Submit a run to the cluster's queue as an operator would: `dagster job launch` over the workspace."""
     launch = subprocess.run([str(VENV_BIN / "dagster"), "job", "launch", "-w", str(REPO / "workspace.yaml"), "-j", job,
                              "--run-id", run_id, *extra], cwd=REPO, env=env, capture_output=True, text=True, timeout=300)
     assert launch.returncode == 0, launch.stderr[-3000:]
-
-
-@pytest.mark.slow
-def test_tables_job_on_the_cluster_profile(tmp_path):
-    """tables_job queued on PostgreSQL, launched by dagster-daemon, its steps run by Celery workers: the
-    tables on the cpu worker, image_embeddings on the gpu worker, as the run's event log records; the gpu
-    pool holds image_embeddings back while it has no slot."""
-    import uuid
-
-    import dagster as dg
-    from dagster._core.execution.stats import StepEventStatus
-
-    from hm_recsys.synth import generate_world
-
-    data = tmp_path / "data"
-    generate_world(data, scale="tiny", seed=0, images=False)
-    t0 = time.monotonic()
-    with cluster_services(data, tmp_path / "procs") as cluster:
-        up = time.monotonic() - t0
-        assert "rebuild_tables" in cluster.stopped  # only the run submitted here goes
-        env = cluster.process_env(tmp_path / "client")
-        run_id = str(uuid.uuid4())
-        instance = cluster.instance(tmp_path / "client")
-        instance.event_log_storage.set_concurrency_slots(GPU_POOL, 0)  # held shut until the CPU steps are done
-        _launch(env, "tables_job", run_id)
-        try:
-            # Pools hold under the Celery executor: the run worker claims the step's slot before it sends the task.
-            tables = {"articles", "customers", "transactions"}
-            deadline = time.monotonic() + 300
-            while time.monotonic() < deadline:
-                done = {s.step_key for s in instance.get_run_step_stats(run_id) if s.status == StepEventStatus.SUCCESS}
-                if done >= tables or instance.get_run_by_id(run_id).is_finished:
-                    break
-                time.sleep(0.5)
-            assert done >= tables
-            time.sleep(3)
-            assert "image_embeddings" not in {s.step_key for s in instance.get_run_step_stats(run_id)}
-            instance.event_log_storage.set_concurrency_slots(GPU_POOL, 1)
-            deadline = time.monotonic() + 600
-            while time.monotonic() < deadline and not instance.get_run_by_id(run_id).is_finished:
-                time.sleep(1)
-            run = instance.get_run_by_id(run_id)
-            assert [r.run_id for r in instance.get_runs()] == [run_id]  # queued on PostgreSQL, launched by the daemon
-            ran = time.monotonic() - t0 - up
-            messages = [r.user_message or (r.dagster_event.message if r.dagster_event else "") for r in instance.all_logs(run.run_id)]
-            assert run.status == dg.DagsterRunStatus.SUCCESS, "\n".join(m or "" for m in messages)[-5000:]
-            workers = _worker_by_step(instance, run.run_id)
-        finally:
-            instance.dispose()
-    host = socket.gethostname()
-    assert workers == {"articles": f"cpu@{host}", "customers": f"cpu@{host}", "transactions": f"cpu@{host}",
-                       "image_embeddings": f"gpu@{host}"}
-    assert (data / "tables").is_dir() and (data / "embeddings" / "image_embeddings.parquet").exists()
-    print(f"services up in {up:.1f} s, launch to finished run {ran:.1f} s")
 
 
 # --- end to end through the CLI: `hm-recsys backtest` as a client of the cluster profile --------------------------
@@ -390,17 +322,20 @@ TABLES_STAGE = ("articles", "customers", "transactions", "image_embeddings")
 
 
 @pytest.mark.slow
-def test_gpu_steps_wait_for_the_gpu_worker(on_cluster, backtested):
-    """The gpu worker stopped: the tables are rebuilt (their materializations wiped: automation finds them missing),
-    the cpu worker finishes articles, customers and transactions while image_embeddings waits on the gpu queue;
-    the gpu worker started again, the run finishes and the client returns 0 (nothing else changed: the rebuilt
-    tables have the same content, so no week is unsynced)."""
+def test_gpu_steps_wait_for_their_pool_slot_and_the_gpu_worker(on_cluster, backtested):
+    """The tables are rebuilt (their materializations wiped: automation finds them missing) with the ``gpu`` pool
+    shut and the gpu worker stopped. The cpu worker finishes articles, customers and transactions; image_embeddings
+    is not even sent while the pool has no slot (pools hold under the Celery executor: the run worker claims the
+    step's slot before it sends the task); the slot opened, its task waits on the gpu queue; the gpu worker started
+    again, the run finishes and the client returns 0 (nothing else changed: the rebuilt tables have the same content,
+    so no week is unsynced)."""
     import dagster as dg
 
     assert on_cluster.predict.returncode == 0
     instance, gpu = on_cluster.instance, on_cluster.cluster.worker["gpu"]
     t0 = time.monotonic()
     gpu.stop()
+    instance.event_log_storage.set_concurrency_slots(GPU_POOL, 0)
     since = time.time()
     instance.wipe_assets([dg.AssetKey(a) for a in TABLES_STAGE])
     client = _client(on_cluster, "predict", "--config", FAST, wait=False)
@@ -415,17 +350,24 @@ def test_gpu_steps_wait_for_the_gpu_worker(on_cluster, backtested):
             done = {s.step_key for s in instance.get_run_step_stats(run.run_id) if s.status.value == "SUCCESS"}
             return done >= {"articles", "customers", "transactions"}
 
+        def engine_events():
+            return [r.message for r in _step_events(instance, run.run_id, "image_embeddings", dg.DagsterEventType.ENGINE_EVENT)]
+
         _wait_for("the cpu steps", cpu_done, 300, client=client)
-        time.sleep(5)  # the gpu task has long been sent (its slot free, its inputs done): it waits for a worker
-        submitted = [r.message for r in _step_events(instance, run.run_id, "image_embeddings", dg.DagsterEventType.ENGINE_EVENT)]
-        assert any("Submitting celery task" in m and '"gpu"' in m for m in submitted), submitted
-        assert not any("in celery worker" in m for m in submitted), submitted
+        time.sleep(3)  # its inputs done: only the pool holds image_embeddings back
+        assert not any("Submitting celery task" in m for m in engine_events()), engine_events()
+        instance.event_log_storage.set_concurrency_slots(GPU_POOL, 1)  # the profile's default_limit
+        _wait_for("the gpu task to be sent", lambda: any("Submitting celery task" in m and '"gpu"' in m for m in engine_events()),
+                  120, client=client)
+        time.sleep(3)  # sent to the gpu queue, which no worker serves
+        assert not any("in celery worker" in m for m in engine_events()), engine_events()
         assert not _step_events(instance, run.run_id, "image_embeddings", dg.DagsterEventType.STEP_START)
         assert instance.get_run_by_id(run.run_id).status == dg.DagsterRunStatus.STARTED
         waited = time.monotonic() - t0
         gpu.start()
         done = _finish(client)
     finally:
+        instance.event_log_storage.set_concurrency_slots(GPU_POOL, 1)
         if client.poll() is None:
             client.kill()
     assert done.returncode == 0, done.stdout[-3000:] + done.stderr[-5000:]

@@ -68,8 +68,8 @@ def rebuild(window_weeks: int, *, hold_failed: bool = True, self_dependent: str 
     """
     broken = AC.any_checks_match(AC.check_failed(), blocking_only=True)
 
-    def stale():
-        return Missing() | Unsynced() | broken.with_label("blocking_check_failed")
+    def stale(live: bool = False):
+        return Missing() | Unsynced(live=live) | broken.with_label("blocking_check_failed")
 
     wanted = AC.in_latest_time_window(_weeks(window_weeks)) & stale()
     own = dg.AssetSelection.assets(self_dependent) if self_dependent else None
@@ -91,10 +91,10 @@ def rebuild(window_weeks: int, *, hold_failed: bool = True, self_dependent: str 
     # again (duplicate runs, seen on every tiny backtest). Read in this order, a run not in progress any more
     # has already written its materializations when ``missing`` is read (``Missing`` reads the event log then, not
     # Dagster's status cache, which can lose a materialization for good: defs/staleness.py).
-    # ``stale`` once more last: a run that rebuilt an input and ended during the evaluation made the input look
-    # missing to ``wanted`` and present and done to ``inputs_ready``; asked again now, ``Unsynced`` compares the
-    # input's new materialization (same bytes: nothing to do; staleness.live_resolver).
-    condition = ~AC.in_progress() & wanted & inputs_ready & stale().with_label("still_missing_or_unsynced")
+    # ``stale`` once more last, read live: a run that rebuilt an input and ended during the evaluation left the input
+    # missing in the tick's prefetched records (``wanted``) while ``inputs_ready`` found it present and done; asked
+    # again now, ``Unsynced`` compares the input's new materialization (same bytes: nothing to do).
+    condition = ~AC.in_progress() & wanted & inputs_ready & stale(live=True).with_label("still_missing_or_unsynced")
     if hold_failed:
         failed = AC.execution_failed().since(AC.any_deps_updated() | AC.code_version_changed())
         condition = condition & ~failed.with_label("failed_since_last_change")

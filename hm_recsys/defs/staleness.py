@@ -28,16 +28,22 @@ class Unsynced(dg.AutomationCondition):
     ``upstream=True`` is also true when anything upstream (transitively, through partition mappings) is
     unsynced: Dagster's stale status does not propagate, so an asset two hops below a changed one looks
     in sync until the hop between is rebuilt, and must not run before it.
+
+    ``live=True`` reads the asset records when evaluated instead of the tick's prefetched ones (``live_resolver``):
+    the last word before a request, on the few partitions still wanted (reading them for every node cost a quarter
+    more per evaluation).
     """
 
     upstream: bool = False
+    live: bool = False
 
-    def __init__(self, upstream: bool = False):
+    def __init__(self, upstream: bool = False, live: bool = False):
         object.__setattr__(self, "upstream", upstream)
+        object.__setattr__(self, "live", live)
 
     @property
     def name(self) -> str:
-        return "unsynced_or_upstream_unsynced" if self.upstream else "unsynced"
+        return ("unsynced_or_upstream_unsynced" if self.upstream else "unsynced") + ("_now" if self.live else "")
 
     @property
     def description(self) -> str:
@@ -49,7 +55,8 @@ class Unsynced(dg.AutomationCondition):
 
     def evaluate(self, context: dg.AutomationContext) -> dg.AutomationResult:
         view = context.asset_graph_view
-        resolver = live_resolver(view, context.asset_graph)
+        resolver = live_resolver(view, context.asset_graph) if self.live else CachingStaleStatusResolver(
+            instance=view.instance, asset_graph=context.asset_graph, loading_context=view)
         check = _upstream_checker(resolver) if self.upstream else (
             lambda ap: resolver.get_status(ap.asset_key, ap.partition_key) == StaleStatus.STALE)
         stale = {ap for ap in context.candidate_subset.expensively_compute_asset_partitions() if check(ap)}
