@@ -23,7 +23,6 @@ import http.client
 import json
 import os
 import random
-import socket
 import subprocess
 import sys
 import tempfile
@@ -36,6 +35,7 @@ import numpy as np
 sys.path.insert(0, str(Path(__file__).resolve().parents[1]))
 
 from hm_recsys.candidates.popular import AGE_EDGES  # noqa: E402
+from hm_recsys.defs.client import free_port  # noqa: E402
 from hm_recsys.serving import snapshot as S  # noqa: E402
 
 N_ARTICLES = 105_542
@@ -61,12 +61,6 @@ def synthetic(n: int, seed: int, week: str = "2020-09-23") -> tuple[S.SnapshotCo
             "age_edges": list(AGE_EDGES), "fallback_groups": labels, "built_from": {"synthetic_seed": seed}}
     sample = [i.decode() for i in ids[rng.integers(0, n, 5000)].tolist()]
     return S.SnapshotContent(week, arrays, info), sample
-
-
-def free_port() -> int:
-    with socket.socket() as s:
-        s.bind(("127.0.0.1", 0))
-        return s.getsockname()[1]
 
 
 def get(conn: http.client.HTTPConnection, path: str) -> tuple[int, bytes]:

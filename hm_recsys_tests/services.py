@@ -24,17 +24,13 @@ from typing import Iterator
 
 import pytest
 
+from hm_recsys.defs.client import free_port
+
 REPO = Path(__file__).resolve().parents[1]
 CLUSTER_YAML = REPO / "deploy" / "cluster" / "dagster.yaml"
 VENV_BIN = Path(sys.executable).parent
 PG_BIN = Path("/usr/lib/postgresql/15/bin")
 PG_USER = "postgres"  # initdb refuses root: the server runs as Debian's postgres user
-
-
-def free_port() -> int:
-    with socket.socket() as s:
-        s.bind(("127.0.0.1", 0))
-        return s.getsockname()[1]
 
 
 def _wait(check, what: str, proc: subprocess.Popen, timeout: float = 60.0, log: Path | None = None) -> None:

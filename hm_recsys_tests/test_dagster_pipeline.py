@@ -116,7 +116,7 @@ def test_csvs_score_the_same_with_an_independent_scorer(backtested):
 
 def test_rerun_skips_what_is_up_to_date_and_reruns_what_was_reconfigured(backtested, reseeded, tmp_path):
     paths, _ = backtested
-    again = copy_world(paths, tmp_path / "again")  # the shared backtest stays as built (other workers read it)
+    again = copy_world(paths, tmp_path / "again")  # the shared backtest stays as built (other tests read it)
     runs = run_count(again)
     out = cli(again, "backtest", "--weeks", "1", "--config", FAST)
     assert out.returncode == 0, out.stderr[-3000:]

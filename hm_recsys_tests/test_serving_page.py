@@ -17,7 +17,6 @@ import os
 import re
 import shutil
 import signal
-import socket
 import subprocess
 import sys
 import time
@@ -29,6 +28,7 @@ import pytest
 from fastapi.testclient import TestClient
 
 from hm_recsys import io
+from hm_recsys.defs.client import free_port
 from hm_recsys.paths import DataPaths
 from hm_recsys.serving import snapshot as S
 from hm_recsys.serving.app import create_app
@@ -306,15 +306,9 @@ def test_every_page_comes_from_the_snapshot_being_served(world, tiny_tables, tmp
 # ---------------------------------------------------------------------------------------------- browser
 
 
-def _free_port() -> int:
-    with socket.socket() as s:
-        s.bind(("127.0.0.1", 0))
-        return s.getsockname()[1]
-
-
 def _serve(paths: DataPaths, log: Path) -> tuple[subprocess.Popen, str]:
     """``hm-recsys serve`` on 127.0.0.1 and a free port, in its own process group; returns once /health is 200."""
-    port = _free_port()
+    port = free_port()
     with open(log, "w") as out:
         proc = subprocess.Popen([sys.executable, "-m", "hm_recsys.cli", "serve", "--data-dir", str(paths.root), "--port", str(port)],
                                 cwd=REPO, stdout=out, stderr=subprocess.STDOUT, start_new_session=True)

@@ -19,6 +19,7 @@ import datetime as dt
 import os
 import shutil
 import signal
+import socket
 import subprocess
 import sys
 import time
@@ -134,11 +135,10 @@ def cli_interval_s(paths: DataPaths, env=None) -> int:
     return LARGE_INTERVAL_S if raw.is_file() and raw.stat().st_size > LARGE_RAW_BYTES else CLI_INTERVAL_S
 
 
-def _free_port() -> int:
-    import socket
-
+def free_port(host: str = CODE_SERVER_HOST) -> int:
+    """A port nothing listens on now (the code server's; the tests' and benchmarks' local servers too)."""
     with socket.socket() as s:
-        s.bind((CODE_SERVER_HOST, 0))
+        s.bind((host, 0))
         return s.getsockname()[1]
 
 
@@ -149,9 +149,7 @@ def start_code_server(paths: DataPaths, env: dict, wait_s: float = 600) -> tuple
     workspace reload (every 60 s, dagster/_daemon/controller.py): 63 new processes in a 72-minute full-scale
     run, a tenth of its CPU. Pointed at a running server (a ``grpc_server`` entry, as in a deployment), a
     reload only asks it for its definitions again."""
-    import socket
-
-    port = _free_port()
+    port = free_port()
     log = open(paths.dagster_home / "code_server.log", "ab")  # noqa: SIM115 -- the server holds it
     proc = subprocess.Popen([sys.executable, "-m", "dagster", "api", "grpc", "--host", CODE_SERVER_HOST, "--port", str(port),
                              "-m", "hm_recsys.definitions", "--location-name", LOCATION, "-d", str(REPO_ROOT)],

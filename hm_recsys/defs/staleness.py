@@ -48,7 +48,7 @@ class Unsynced(dg.AutomationCondition):
     @property
     def description(self) -> str:
         own = "code version or an input's data version differs from the latest materialization's"
-        return own + (", here or anywhere upstream" if self.upstream else "")
+        return own + (", here or anywhere upstream" if self.upstream else "") + (", read when evaluated" if self.live else "")
 
     def get_node_unique_id(self, *, parent_unique_id, index, target_key=None) -> str:
         return f"{self.name}-{parent_unique_id}-{index}"
