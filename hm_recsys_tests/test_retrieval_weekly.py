@@ -4,6 +4,7 @@ hold point-in-time features, never see their own future, and week W's warm start
 from __future__ import annotations
 
 import dataclasses
+import datetime as dt
 import json
 
 import numpy as np
@@ -65,6 +66,25 @@ def test_shards_written_by_one_thread_or_several_are_the_same_bytes(weekly, tmp_
     one = _files(tmp_path / "one")
     assert len([k for k in one if k.endswith(".gz")]) > 20 and one == _files(tmp_path / "four")
     assert serial["windows"] == threaded["windows"] and serial["shard_dirs"] == threaded["shard_dirs"]
+
+
+def test_inputs_shared_by_a_window_give_every_week_the_same_examples(tiny_tables):
+    """The first-purchase flags and the sales grid, built once to the target week, give each shard week the
+    very rows (bits included) that it computes alone; the grid's cut to a week before any data is empty."""
+    shared = tfeat.SharedInputs.of(tiny_tables, TARGET)
+    for shard_week in (TARGET.shift(-1), TARGET.shift(-9), TARGET.shift(-25)):
+        alone = tfr.week_examples(tiny_tables, shard_week, seed=3)
+        assert alone.height > 0
+        assert tfr.week_examples(tiny_tables, shard_week, seed=3, shared=shared).equals(alone), shard_week.key
+        for week in (shard_week, shard_week.shift(1)):
+            a, b = shared.sales.as_of(week), tfeat.WeeklySales.of(tiny_tables, week)
+            assert np.array_equal(a.counts, b.counts) and np.array_equal(a.log_price, b.log_price)
+            assert (a.price_mean, a.price_std) == (b.price_mean, b.price_std)
+    first_day = tiny_tables.transactions["t_dat"].min()
+    before = TARGET.shift(-((TARGET.start - first_day).days // 7 + 2))
+    assert not shared.sales.as_of(before).counts.any()
+    with pytest.raises(ValueError, match="whole number of weeks"):
+        shared.sales.as_of(dataclasses.replace(TARGET, start=TARGET.start + dt.timedelta(days=7)))
 
 
 def test_shard_round_trip_and_point_in_time_user_features(weekly):

@@ -28,6 +28,9 @@ ITEM_CATEGORICALS: tuple[str, ...] = schema.ARTICLE_ATTRIBUTES
 # Groupings over which a customer's time-decayed purchase shares form the category affinity.
 AFFINITY_GROUPS: tuple[str, ...] = ("index_group_no", "product_group_name", "garment_group_no")
 AGE_MEAN, AGE_STD = 36.0, 14.0
+# Part of every weekly shard's content key. 2: sales sums by np.bincount (the same bits whatever the cutoff);
+# week 0 is the 7 days before the cutoff (it was 6, the 7th day counted as week 1).
+FEATURES_VERSION = 2
 
 
 @dataclass(frozen=True)
@@ -93,9 +96,24 @@ def _past(tables: Tables, week: TargetWeek, days: int | None) -> pl.DataFrame:
     return tx
 
 
-def _window(tables: Tables, week: TargetWeek, days: int) -> pl.DataFrame:
-    """Deduplicated purchases (one row per customer, article, day) of the last ``days`` before the cutoff."""
-    return _past(tables, week, days).unique(["t_dat", "customer_idx", "article_idx"], keep="first", maintain_order=True)
+PURCHASE_KEY = ("t_dat", "customer_idx", "article_idx")
+
+
+def first_purchases(transactions: pl.DataFrame) -> pl.Series:
+    """True on the first row of each (day, customer, article), in table order.
+
+    A row's flag depends only on rows of its own day, so the flagged rows of any window are exactly that
+    window's ``unique(keep="first", maintain_order=True)``: one pass instead of one per window."""
+    return transactions.select(pl.struct(*PURCHASE_KEY).is_first_distinct()).to_series()
+
+
+def _window(tables: Tables, week: TargetWeek, days: int, first: pl.Series | None = None) -> pl.DataFrame:
+    """Deduplicated purchases (one row per customer, article, day) of the last ``days`` before the cutoff;
+    ``first``: ``first_purchases`` of the tables' transactions, when the caller has it (the same rows)."""
+    if first is None:
+        return _past(tables, week, days).unique(list(PURCHASE_KEY), keep="first", maintain_order=True)
+    flagged = Tables(tables.articles, tables.customers, tables.transactions.with_columns(first.alias("_first")))
+    return _past(flagged, week, days).filter("_first").drop("_first")
 
 
 def id_keys(tables: Tables, week: TargetWeek, params: FeatureParams = FeatureParams()) -> dict[str, np.ndarray]:
@@ -122,7 +140,7 @@ def id_keys(tables: Tables, week: TargetWeek, params: FeatureParams = FeaturePar
 
 
 def user_features(tables: Tables, week: TargetWeek, params: FeatureParams = FeatureParams(),
-                  customers: np.ndarray | None = None) -> pl.DataFrame:
+                  customers: np.ndarray | None = None, shared: "SharedInputs | None" = None) -> pl.DataFrame:
     """One row per customer (``customer_idx`` order), as of the cutoff, from the training window;
     with ``customers``, only theirs (the same values: population statistics still use everyone).
 
@@ -130,10 +148,11 @@ def user_features(tables: Tables, week: TargetWeek, params: FeatureParams = Feat
     (mean log price - population mean) / population std]``; category_affinity: time-decayed purchase shares
     per grouping in ``AFFINITY_GROUPS`` (each grouping sums to 1); channel_mix: ``[online share, store share]``;
     activity: ``[log1p(purchases), exp(-days since last purchase / recency_scale)]``. Zeros without history.
+    ``shared``: ``SharedInputs`` of the tables, when the caller has them (the same values, faster).
     """
     _check_tables(tables)
     keys = id_keys(tables, week, params)
-    tx = _window(tables, week, params.train_days)
+    tx = _window(tables, week, params.train_days, shared.first if shared else None)
     cutoff = week.cutoff
     age_days = (pl.lit(cutoff) - pl.col("t_dat")).dt.total_days().cast(pl.Float64)
     n = tables.n_customers
@@ -229,6 +248,55 @@ def category_affinity(tables: Tables, tx: pl.DataFrame, cutoff: dt.date, half_li
 
 
 @dataclass(frozen=True)
+class SalesGrid:
+    """Per-article purchase counts and summed log prices per week before ``cutoff`` (column k = the k-th week
+    back), built once and cut to ``WeeklySales`` as of any earlier cutoff on the same weekly grid.
+
+    Sums are ``np.bincount``'s, in table order: a (article, week) cell adds the same rows in the same order
+    whatever the cutoff it was built for, so every cut gives the same bits (polars' threaded group sums need not).
+    """
+
+    cutoff: dt.date
+    counts: np.ndarray      # [n_articles, n_weeks] float64
+    log_price: np.ndarray   # same shape
+    days_before: np.ndarray  # per past row, days from its t_dat to ``cutoff`` (>= 1), table order
+    logp: np.ndarray         # per past row, log(price), table order
+
+    @classmethod
+    def of(cls, tables: Tables, week: TargetWeek) -> "SalesGrid":
+        tx = _past(tables, week, None).select(
+            "article_idx",
+            days=(pl.lit(week.cutoff) - pl.col("t_dat")).dt.total_days().cast(pl.Int64),
+            logp=pl.col("price").cast(pl.Float64).clip(1e-6, None).log(),
+        )
+        days = tx["days"].to_numpy().astype(np.int32)
+        k = (days.astype(np.int64) - 1) // WEEK_DAYS  # days 1..7 before the cutoff: week 0
+        n_weeks = int(k.max()) + 1 if tx.height else 0
+        cell = tx["article_idx"].to_numpy().astype(np.int64) * n_weeks + k
+        size = tables.n_articles * n_weeks
+        counts = np.bincount(cell, minlength=size).astype(np.float64).reshape(tables.n_articles, n_weeks)
+        log_price = np.bincount(cell, weights=tx["logp"].to_numpy(), minlength=size).reshape(tables.n_articles, n_weeks)
+        return cls(week.cutoff, counts, log_price, days, tx["logp"].to_numpy())
+
+    def as_of(self, week: TargetWeek) -> "WeeklySales":
+        """The sales seen from ``week``'s cutoff: this grid without its weeks on or after it."""
+        shift = (self.cutoff - week.cutoff).days
+        if shift < 0 or shift % WEEK_DAYS:
+            raise ValueError(f"sales grid to {self.cutoff} cannot give week {week.key}: not a whole number of weeks before it")
+        past = self.days_before > shift
+        n_past = int(past.sum())
+        j = shift // WEEK_DAYS
+        n_articles = self.counts.shape[0]
+        if n_past == 0:
+            return WeeklySales(np.zeros((n_articles, 5)), np.zeros((n_articles, 5)), 0.0, 1.0)
+        spare = np.zeros((n_articles, 4))
+        logp = self.logp[past]  # numpy's mean / std of a contiguous array: the same bits for the same rows
+        std = float(logp.std(ddof=1)) if n_past > 1 else 1.0
+        return WeeklySales(np.hstack([self.counts[:, j:], spare]), np.hstack([self.log_price[:, j:], spare]),
+                           float(logp.mean()), std or 1.0)
+
+
+@dataclass(frozen=True)
 class WeeklySales:
     """Per-article weekly purchase counts and summed log prices before the cutoff.
 
@@ -244,21 +312,7 @@ class WeeklySales:
 
     @classmethod
     def of(cls, tables: Tables, week: TargetWeek) -> "WeeklySales":
-        tx = _past(tables, week, None).select(
-            "article_idx",
-            k=((pl.lit(week.cutoff) - pl.col("t_dat")).dt.total_days() // WEEK_DAYS).cast(pl.Int64),
-            logp=pl.col("price").cast(pl.Float64).clip(1e-6, None).log(),
-        )
-        n_weeks = int(tx["k"].max()) + 1 if tx.height else 1
-        counts = np.zeros((tables.n_articles, n_weeks + 4))
-        log_price = np.zeros_like(counts)
-        agg = tx.group_by("article_idx", "k").agg(n=pl.len(), logp=pl.col("logp").sum())
-        a, k = agg["article_idx"].to_numpy(), agg["k"].to_numpy()
-        counts[a, k] = agg["n"].to_numpy()
-        log_price[a, k] = agg["logp"].to_numpy()
-        mean = float(tx["logp"].mean()) if tx.height else 0.0
-        std = float(tx["logp"].std()) if tx.height > 1 else 1.0
-        return cls(counts, log_price, mean, std or 1.0)
+        return SalesGrid.of(tables, week).as_of(week)
 
     def first_week(self) -> np.ndarray:
         """Per article, the week index of its first sale (the largest k with a sale); -1 if never sold."""
@@ -293,6 +347,20 @@ class WeeklySales:
         return np.stack([z, (~known).astype(float)], axis=1).astype(np.float32)
 
 
+@dataclass(frozen=True)
+class SharedInputs:
+    """What every week of a window otherwise recomputes from the whole history: the first-purchase flags
+    (a row's flag depends only on its own day) and the sales grid to ``week``'s cutoff, which serves that
+    week and every earlier one."""
+
+    first: pl.Series
+    sales: SalesGrid
+
+    @classmethod
+    def of(cls, tables: Tables, week: TargetWeek) -> "SharedInputs":
+        return cls(first_purchases(tables.transactions), SalesGrid.of(tables, week))
+
+
 ITEM_DYNAMIC_FEATURES = ("item_recency", "item_price")
 
 
@@ -315,20 +383,21 @@ def item_features(tables: Tables, week: TargetWeek, params: FeatureParams = Feat
 
 
 def examples(
-    tables: Tables, week: TargetWeek, days: int, users: pl.DataFrame, params: FeatureParams = FeatureParams(), seed: int = 0
+    tables: Tables, week: TargetWeek, days: int, users: pl.DataFrame, params: FeatureParams = FeatureParams(), seed: int = 0,
+    shared: "SharedInputs | None" = None,
 ) -> pl.DataFrame:
     """Training pairs of the last ``days`` before the cutoff with every tower feature, rows shuffled by ``seed``.
 
     One row per (customer, article, day); the item's recency and price are as of the week before the
     purchase. ``item_prob`` is the article's share of the window's rows (the in-batch sampling
-    probability used for the logQ correction).
+    probability used for the logQ correction). ``shared``: as in ``user_features``.
     """
-    sales = WeeklySales.of(tables, week)
+    sales = shared.sales.as_of(week) if shared else WeeklySales.of(tables, week)
     items = item_features(tables, week, params, sales).drop(*ITEM_DYNAMIC_FEATURES)
-    tx = _window(tables, week, days).select(
+    tx = _window(tables, week, days, shared.first if shared else None).select(
         "customer_idx",
         "article_idx",
-        as_of=((pl.lit(week.cutoff) - pl.col("t_dat")).dt.total_days() // WEEK_DAYS + 1).cast(pl.Int64),
+        as_of=((pl.lit(week.cutoff) - pl.col("t_dat")).dt.total_days() - 1) // WEEK_DAYS + 1,
     )
     if tx.height == 0:
         raise ValueError(f"no transactions in the {days} days before {week.cutoff}: nothing to train the towers on")

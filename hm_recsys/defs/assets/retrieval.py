@@ -85,7 +85,7 @@ def build(weeks: dg.PartitionsDefinition, configs: dict, automation: dg.Automati
     common = dict(partitions_def=weeks, group_name=GROUP, automation_condition=automation)
     cpu, gpu = {**CRITICAL_PATH, **CPU_TAGS}, {**CRITICAL_PATH, **GPU_TAGS}
 
-    @dg.asset(deps=TABLES, code_version=code_version("3", TfRecordsConfig), kinds={"tensorflow"}, op_tags=cpu, **common)
+    @dg.asset(deps=TABLES, code_version=code_version("4", TfRecordsConfig), kinds={"tensorflow"}, op_tags=cpu, **common)
     def tfrecords(context: dg.AssetExecutionContext, config: TfRecordsConfig, data: DataResource) -> dg.MaterializeResult:
         """The 52 weeks before the week as weekly tf.train.Example shards (each written once, reused by later weeks)."""
         from hm_recsys.retrieval.tfrecords import write_weekly_window
@@ -105,7 +105,7 @@ def build(weeks: dg.PartitionsDefinition, configs: dict, automation: dg.Automati
                       **config_metadata(config)},
         )
 
-    @dg.asset(deps=[tfrecords, "image_embeddings"], pool=GPU_POOL, code_version=code_version("3", TwoTowerSettings),
+    @dg.asset(deps=[tfrecords, "image_embeddings"], pool=GPU_POOL, code_version=code_version("4", TwoTowerSettings),
               kinds={"tensorflow"}, op_tags=gpu, **common)
     def two_tower_model(context: dg.AssetExecutionContext, config: TwoTowerSettings, data: DataResource,
                         mlflow: MlflowTracking) -> dg.MaterializeResult:
