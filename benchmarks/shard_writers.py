@@ -3,7 +3,8 @@
     .venv/bin/python benchmarks/shard_writers.py --tables /work/fullrun3/tables --weeks 12
 
 Each count writes into a fresh temporary folder under ``--tmp`` (removed after); the time includes the
-window's serving features, written once per call.
+window's serving features, written once per call. CPU seconds (this process, every thread) say what a week's
+shards cost beside other work; wall seconds need a quiet machine.
 """
 
 from __future__ import annotations
@@ -36,10 +37,11 @@ def main() -> None:
     for writers in args.writers:
         root = Path(tempfile.mkdtemp(dir=args.tmp))
         try:
-            start = time.perf_counter()
+            start, cpu = time.perf_counter(), time.process_time()
             tfr.write_weekly_window(tables, week, root / "shards", root / "out", train_weeks=args.weeks,
                                     finetune_weeks=min(4, args.weeks), writers=writers)
-            print(f"writers {writers}: {args.weeks} weekly shards in {time.perf_counter() - start:.1f} s", flush=True)
+            print(f"writers {writers}: {args.weeks} weekly shards in {time.perf_counter() - start:.1f} s wall, "
+                  f"{time.process_time() - cpu:.1f} CPU s", flush=True)
         finally:
             shutil.rmtree(root)
 
