@@ -227,7 +227,9 @@ def _runs_since(instance, since: float) -> list:
     return list(instance.get_runs(dg.RunsFilter(created_after=after)))
 
 
-def _wait_for(what: str, check, timeout: float, every: float = 0.5, client: subprocess.Popen | None = None):
+def _wait_for(what: str, check, timeout: float, every: float = 0.5, client: subprocess.Popen | None = None,
+              explain=None):
+    """``explain``: what the instance and the workers say, appended to a timeout's message (a CI run's only trace)."""
     deadline = time.monotonic() + timeout
     while time.monotonic() < deadline:
         found = check()
@@ -238,7 +240,24 @@ def _wait_for(what: str, check, timeout: float, every: float = 0.5, client: subp
             raise AssertionError(f"the client ended (rc {done.returncode}) while waiting for {what}\n"
                                  f"{done.stdout[-3000:]}\n{done.stderr[-3000:]}")
         time.sleep(every)
-    raise AssertionError(f"timed out after {timeout:.0f} s waiting for {what}")
+    raise AssertionError(f"timed out after {timeout:.0f} s waiting for {what}" + (f"\n{explain()}" if explain else ""))
+
+
+def _explain(on, since: float):
+    """The runs created from ``since`` on (status, steps, failure reason) and the tails of the workers' logs."""
+    def explain() -> str:
+        from hm_recsys.defs.client import failure_reason
+
+        lines = []
+        for run in reversed(_runs_since(on.instance, since)):
+            steps = {s.step_key: s.status.value if s.status else None for s in on.instance.get_run_step_stats(run.run_id)}
+            reason = failure_reason(on.instance, run) if run.is_finished and run.status.value != "SUCCESS" else ""
+            lines.append(f"run {run.run_id[:8]} {run.job_name} {dict(run.tags)} {run.status.value} {steps} {reason}")
+        for queue, worker in on.cluster.worker.items():
+            tail = worker.log.read_text(errors="replace")[-2500:] if worker.log.exists() else "(no log)"
+            lines.append(f"--- {queue} worker (running: {worker.proc is not None}) log tail:\n{tail}")
+        return "\n".join(lines)
+    return explain
 
 
 def _comparable(paths) -> dict[str, bytes]:
@@ -344,16 +363,19 @@ def test_gpu_steps_wait_for_their_pool_slot_and_the_gpu_worker(on_cluster, backt
             runs = [r for r in _runs_since(instance, since) if r.tags.get("hm_recsys/stage") == "tables"]
             return runs[0] if runs else None
 
-        run = _wait_for("the tables run", tables_run, 180, client=client)
+        explain = _explain(on_cluster, since)
+        run = _wait_for("the tables run", tables_run, 180, client=client, explain=explain)
 
         def cpu_done():
+            if instance.get_run_by_id(run.run_id).is_finished:  # it can only end once the gpu worker is back
+                raise AssertionError(f"the tables run ended early\n{explain()}")
             done = {s.step_key for s in instance.get_run_step_stats(run.run_id) if s.status.value == "SUCCESS"}
             return done >= {"articles", "customers", "transactions"}
 
         def engine_events():
             return [r.message for r in _step_events(instance, run.run_id, "image_embeddings", dg.DagsterEventType.ENGINE_EVENT)]
 
-        _wait_for("the cpu steps", cpu_done, 300, client=client)
+        _wait_for("the cpu steps", cpu_done, 300, client=client, explain=explain)
         time.sleep(3)  # its inputs done: only the pool holds image_embeddings back
         assert not any("Submitting celery task" in m for m in engine_events()), engine_events()
         instance.event_log_storage.set_concurrency_slots(GPU_POOL, 1)  # the profile's default_limit
@@ -370,6 +392,8 @@ def test_gpu_steps_wait_for_their_pool_slot_and_the_gpu_worker(on_cluster, backt
         instance.event_log_storage.set_concurrency_slots(GPU_POOL, 1)
         if client.poll() is None:
             client.kill()
+        if gpu.proc is None:  # a failure above must not leave the next test without a gpu worker
+            gpu.start()
     assert done.returncode == 0, done.stdout[-3000:] + done.stderr[-5000:]
     runs = _runs_since(instance, since)
     assert [(r.tags.get("hm_recsys/stage"), r.status) for r in runs] == [("tables", dg.DagsterRunStatus.SUCCESS)]
@@ -398,14 +422,14 @@ def test_gpu_worker_killed_inside_a_step(on_cluster, backtested):
     assert on_cluster.predict.returncode == 0
     instance, gpu = on_cluster.instance, on_cluster.cluster.worker["gpu"]
     production = max(p.name for p in (backtested[0].root / "submissions").iterdir())
-    run_id, t0 = str(uuid.uuid4()), time.monotonic()
+    run_id, t0, t0_wall = str(uuid.uuid4()), time.monotonic(), time.time()
     _launch(on_cluster.client_env, "ranking_job", run_id, "-o", "ranker_hparams",
             "--tags", json.dumps({"dagster/partition": production}))
 
     def started():
         return _step_events(instance, run_id, "ranker_hparams", dg.DagsterEventType.STEP_START)
 
-    _wait_for("ranker_hparams to start on the gpu worker", started, 300, every=0.1)
+    _wait_for("ranker_hparams to start on the gpu worker", started, 300, every=0.1, explain=_explain(on_cluster, t0_wall))
     main, children = gpu.main_pid, gpu.pool_children()
     assert main and children, (main, children)
     os.kill(main, signal.SIGKILL)
