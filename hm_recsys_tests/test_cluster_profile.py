@@ -13,6 +13,7 @@ import socket
 import subprocess
 import sys
 import time
+import warnings
 from pathlib import Path
 
 import pytest
@@ -359,32 +360,32 @@ def test_gpu_steps_wait_for_their_pool_slot_and_the_gpu_worker(on_cluster, backt
     instance.wipe_assets([dg.AssetKey(a) for a in TABLES_STAGE])
     client = _client(on_cluster, "predict", "--config", FAST, wait=False)
     try:
-        def tables_run():
+        def tables_run():  # the newest: a run retried by the instance's run retries is followed by its retry
             runs = [r for r in _runs_since(instance, since) if r.tags.get("hm_recsys/stage") == "tables"]
             return runs[0] if runs else None
 
         explain = _explain(on_cluster, since)
-        run = _wait_for("the tables run", tables_run, 180, client=client, explain=explain)
+        _wait_for("the tables run", tables_run, 180, client=client, explain=explain)
 
         def cpu_done():
-            if instance.get_run_by_id(run.run_id).is_finished:  # it can only end once the gpu worker is back
-                raise AssertionError(f"the tables run ended early\n{explain()}")
-            done = {s.step_key for s in instance.get_run_step_stats(run.run_id) if s.status.value == "SUCCESS"}
+            done = {s.step_key for s in instance.get_run_step_stats(tables_run().run_id) if s.status.value == "SUCCESS"}
             return done >= {"articles", "customers", "transactions"}
+
+        _wait_for("the cpu steps", cpu_done, 300, client=client, explain=explain)
+        run = tables_run()
 
         def engine_events():
             return [r.message for r in _step_events(instance, run.run_id, "image_embeddings", dg.DagsterEventType.ENGINE_EVENT)]
 
-        _wait_for("the cpu steps", cpu_done, 300, client=client, explain=explain)
         time.sleep(3)  # its inputs done: only the pool holds image_embeddings back
         assert not any("Submitting celery task" in m for m in engine_events()), engine_events()
         instance.event_log_storage.set_concurrency_slots(GPU_POOL, 1)  # the profile's default_limit
         _wait_for("the gpu task to be sent", lambda: any("Submitting celery task" in m and '"gpu"' in m for m in engine_events()),
-                  120, client=client)
+                  120, client=client, explain=explain)
         time.sleep(3)  # sent to the gpu queue, which no worker serves
         assert not any("in celery worker" in m for m in engine_events()), engine_events()
         assert not _step_events(instance, run.run_id, "image_embeddings", dg.DagsterEventType.STEP_START)
-        assert instance.get_run_by_id(run.run_id).status == dg.DagsterRunStatus.STARTED
+        assert instance.get_run_by_id(run.run_id).status == dg.DagsterRunStatus.STARTED, explain()
         waited = time.monotonic() - t0
         gpu.start()
         done = _finish(client)
@@ -396,7 +397,15 @@ def test_gpu_steps_wait_for_their_pool_slot_and_the_gpu_worker(on_cluster, backt
             gpu.start()
     assert done.returncode == 0, done.stdout[-3000:] + done.stderr[-5000:]
     runs = _runs_since(instance, since)
-    assert [(r.tags.get("hm_recsys/stage"), r.status) for r in runs] == [("tables", dg.DagsterRunStatus.SUCCESS)]
+    assert [(r.tags.get("hm_recsys/stage"), r.status) for r in runs[:1]] == [("tables", dg.DagsterRunStatus.SUCCESS)]
+    # Earlier tables runs may only be runs that failed outside a step and that run retries launched again (a run
+    # whose process did not start in time on a loaded machine); their reasons are reported, not hidden.
+    retried = [r for r in runs[1:] if r.status == dg.DagsterRunStatus.FAILURE and r.tags.get("dagster/will_retry") == "true"]
+    assert retried == runs[1:], explain()
+    for r in retried:
+        from hm_recsys.defs.client import failure_reason
+
+        warnings.warn(f"tables run {r.run_id[:8]} failed and was retried: {failure_reason(instance, r)}", stacklevel=1)
     host = socket.gethostname()
     executions = {step: workers for (run_id, step), workers in _all_executions(instance).items() if run_id == run.run_id}
     assert executions == {"articles": [f"cpu@{host}"], "customers": [f"cpu@{host}"], "transactions": [f"cpu@{host}"],
