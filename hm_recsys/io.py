@@ -31,7 +31,7 @@ import shutil
 import time
 import uuid
 from pathlib import Path
-from typing import Iterator
+from typing import Callable, Iterator
 
 import polars as pl
 
@@ -252,6 +252,26 @@ def write_parquet(df: pl.DataFrame, path: str | os.PathLike) -> Path:
     with atomic_path(path) as tmp:
         df.write_parquet(tmp, compression="zstd", statistics=True)
     return Path(path)
+
+
+@contextlib.contextmanager
+def parquet_parts(path: str | os.PathLike, schema: dict) -> Iterator[Callable[[pl.DataFrame], None]]:
+    """``write(frame)`` appends a frame (row groups) to one Parquet file, published whole when the block ends.
+
+    Why: a file too large to hold as one frame (a step's output that grows with customers x candidates) is
+    written as it is computed; readers see the same file as ``write_parquet`` of the frames concatenated.
+    """
+    import pyarrow.parquet as pq
+
+    arrow_schema = pl.DataFrame(schema=schema).to_arrow().schema
+    with atomic_path(path) as tmp:
+        with pq.ParquetWriter(tmp, arrow_schema, compression="zstd") as writer:
+            def write(frame: pl.DataFrame) -> None:
+                if dict(frame.schema) != dict(schema):
+                    raise ValueError(f"{Path(path).name}: a part's schema {dict(frame.schema)} is not {dict(schema)}")
+                writer.write_table(frame.to_arrow())
+
+            yield write
 
 
 def write_csv(df: pl.DataFrame, path: str | os.PathLike) -> Path:

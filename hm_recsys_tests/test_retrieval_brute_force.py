@@ -110,3 +110,29 @@ def test_catalogue_scale_many_batches_and_workers():
     np.testing.assert_array_equal(got["article_idx"].to_numpy(), want["article_idx"].to_numpy())
     np.testing.assert_allclose(got["score"].to_numpy(), want["score"].to_numpy(), rtol=1e-5, atol=1e-5)
     assert got.filter(pl.col("customer_idx") == 3)["article_idx"].to_list() == list(range(100))
+
+
+@pytest.mark.parametrize("part_customers", [1, 7, 50, 1000])
+def test_parts_concatenated_are_top_k_and_stream_to_one_parquet(part_customers, tmp_path):
+    """The retrieval step writes its candidates part by part (never 1.37M x 100 rows at once): the parts, in
+    order, are ``top_k``'s frame, and the file they stream into reads back as that frame."""
+    from hm_recsys import io
+
+    rng = np.random.default_rng(4)
+    users = rng.integers(-2, 3, (50, 4)).astype(np.float32)  # ties across the cut
+    items = rng.integers(-2, 3, (300, 4)).astype(np.float32)
+    ids = np.arange(50)[::-1] + 7  # parts keep the rows' order, whatever their ids
+    whole = brute_force.top_k(users, items, k=20, customer_idx=ids)
+    parts = list(brute_force.top_k_parts(users, items, k=20, customer_idx=ids, part_customers=part_customers))
+    assert [p.height for p in parts] == [20 * min(part_customers, 50 - i) for i in range(0, 50, part_customers)]
+    assert pl.concat(parts).equals(whole)
+    path = tmp_path / "two_tower.parquet"
+    with io.parquet_parts(path, brute_force.CANDIDATE_SCHEMA) as write:
+        for part in parts:
+            write(part)
+    assert pl.read_parquet(path).equals(whole)
+    with pytest.raises(ValueError, match="schema"), io.parquet_parts(tmp_path / "bad.parquet", brute_force.CANDIDATE_SCHEMA) as write:
+        write(parts[0].drop("rank"))
+    assert list(tmp_path.iterdir()) == [path]  # a failed write publishes nothing and leaves no temporary
+    with pytest.raises(ValueError, match="part_customers"):
+        next(brute_force.top_k_parts(users, items, part_customers=0))

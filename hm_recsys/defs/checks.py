@@ -60,6 +60,13 @@ def check_contract(frame, source: str, tables) -> dg.AssetCheckResult:
     return dg.AssetCheckResult(check_name=CONTRACT, passed=True, metadata={"rows": frame.height})
 
 
+def contract_of_parts(results: list[dg.AssetCheckResult], rows: int) -> dg.AssetCheckResult:
+    """``check_contract`` of a frame checked part by part (no customer in two parts): the first failing part's
+    result, else passed over all ``rows``."""
+    failed = next((r for r in results if not r.passed), None)
+    return failed or dg.AssetCheckResult(check_name=CONTRACT, passed=True, metadata={"rows": rows})
+
+
 def check_union(union, tables) -> dg.AssetCheckResult:
     import polars as pl
 

@@ -10,6 +10,7 @@ from __future__ import annotations
 import os
 import threading
 import time
+from collections.abc import Iterator
 
 import numpy as np
 import polars as pl
@@ -172,7 +173,13 @@ def _grouped_topk(torch, scores, k: int, n_valid: int | None = None, ordered: bo
     return vals, idx
 
 
-def top_k(
+# Customers per part of ``top_k_parts``: 131k x k=100 = 13M rows (~190 MB as a frame). Why parts: the full
+# catalogue's 1.37M x 100 = 137M rows held at once (plus the copies a filter or a check makes) were most of the
+# retrieval step's 10.9 GiB (benchmarks/results/2026-12-07_full_run.txt).
+PART_CUSTOMERS = 1 << 17
+
+
+def top_k_parts(
     user_vectors: np.ndarray,
     item_vectors: np.ndarray,
     k: int = 100,
@@ -180,19 +187,23 @@ def top_k(
     article_idx: np.ndarray | None = None,
     device: str | None = None,
     max_batch_bytes: int | None = None,
-) -> pl.DataFrame:
+    part_customers: int = PART_CUSTOMERS,
+) -> Iterator[pl.DataFrame]:
     """Exact top-``k`` articles per customer by float32 dot product; ``rank`` 0 = best, ties to the smaller article.
 
-    ``customer_idx`` / ``article_idx`` name the rows of the two matrices (default 0..n-1). Customers are
-    scored in batches whose score matrix stays under ``max_batch_bytes`` (16 MiB on CPU, 2 GiB on CUDA), one
-    worker thread per torch thread on CPU; the selection is ``_grouped_topk``.
-    Returns ``customer_idx, article_idx, score, rank`` sorted by customer then rank.
+    Yields ``customer_idx, article_idx, score, rank`` frames of ``part_customers`` customers each, in the rows'
+    order, each sorted by customer then rank: concatenated, ``top_k``'s frame. ``customer_idx`` / ``article_idx``
+    name the rows of the two matrices (default 0..n-1). Customers are scored in batches whose score matrix stays
+    under ``max_batch_bytes`` (16 MiB on CPU, 2 GiB on CUDA), one worker thread per torch thread on CPU; the
+    selection is ``_grouped_topk``.
     """
     torch = tf_env.torch()
     user_vectors = np.ascontiguousarray(user_vectors, dtype=np.float32)
     item_vectors = np.ascontiguousarray(item_vectors, dtype=np.float32)
     if user_vectors.ndim != 2 or item_vectors.ndim != 2 or user_vectors.shape[1] != item_vectors.shape[1]:
         raise ValueError(f"user vectors {user_vectors.shape} and item vectors {item_vectors.shape} must be [n, d] with the same d")
+    if part_customers < 1:
+        raise ValueError(f"part_customers must be >= 1, got {part_customers}")
     n_users, n_items = len(user_vectors), len(item_vectors)
     if not (np.isfinite(user_vectors).all() and np.isfinite(item_vectors).all()):
         raise ValueError("top_k: non-finite values in the embeddings")
@@ -208,14 +219,31 @@ def top_k(
     items_t = torch.zeros((item_vectors.shape[1], n_padded), dtype=torch.float32)
     items_t[:, :n_items] = torch.from_numpy(item_vectors.T)
     items_t = items_t.to(dev)
-    out_cols = np.empty((n_users, k), dtype=np.int32)
+    for first in range(0, n_users, part_customers):
+        last = min(first + part_customers, n_users)
+        cols, vals = _select(torch, user_vectors[first:last], items_t, n_items, k, batch, dev)
+        yield pl.DataFrame(
+            {
+                "customer_idx": np.repeat(customer_idx[first:last], k),
+                "article_idx": article_idx[cols.ravel()],
+                "score": vals.ravel(),
+                "rank": np.tile(np.arange(k, dtype=np.int16), last - first),
+            },
+            schema=CANDIDATE_SCHEMA,
+        )
+
+
+def _select(torch, users: np.ndarray, items_t, n_items: int, k: int, batch: int, dev) -> tuple[np.ndarray, np.ndarray]:
+    """``[n_users, k]`` column numbers and scores of each user's top-``k`` against ``items_t`` ([d, padded])."""
+    n_users = len(users)
+    out_cols = np.empty((n_users, k), dtype=np.int64)
     out_vals = np.empty((n_users, k), dtype=np.float32)
     starts = iter(range(0, n_users, batch))
     lock = threading.Lock()
 
     def work() -> None:
         with torch.inference_mode():
-            scores = torch.empty((min(batch, n_users), n_padded), dtype=torch.float32, device=dev)  # reused
+            scores = torch.empty((min(batch, n_users), items_t.shape[1]), dtype=torch.float32, device=dev)  # reused
             while True:
                 with lock:
                     start = next(starts, None)
@@ -223,7 +251,7 @@ def top_k(
                     return
                 end = min(start + batch, n_users)
                 block = scores[: end - start]
-                torch.mm(torch.from_numpy(user_vectors[start:end]).to(dev), items_t, out=block)
+                torch.mm(torch.from_numpy(users[start:end]).to(dev), items_t, out=block)
                 vals, idx = _grouped_topk(torch, block, k, n_items)
                 out_cols[start:end] = idx.cpu().numpy()
                 out_vals[start:end] = vals.cpu().numpy()
@@ -244,25 +272,34 @@ def top_k(
             t.join()
     finally:
         torch.set_num_threads(threads_before)
-    return pl.DataFrame(
-        {
-            "customer_idx": np.repeat(customer_idx, k),
-            "article_idx": article_idx[out_cols.ravel()],
-            "score": out_vals.ravel(),
-            "rank": np.tile(np.arange(k, dtype=np.int16), n_users),
-        },
-        schema=CANDIDATE_SCHEMA,
-    )
+    return out_cols, out_vals
 
 
-def retrieve(
+def top_k(
+    user_vectors: np.ndarray,
+    item_vectors: np.ndarray,
+    k: int = 100,
+    customer_idx: np.ndarray | None = None,
+    article_idx: np.ndarray | None = None,
+    device: str | None = None,
+    max_batch_bytes: int | None = None,
+) -> pl.DataFrame:
+    """``top_k_parts`` in one frame, sorted by customer then rank (for callers whose result is small)."""
+    parts = list(top_k_parts(user_vectors, item_vectors, k, customer_idx, article_idx, device, max_batch_bytes,
+                             part_customers=max(1, len(user_vectors))))
+    return parts[0] if len(parts) == 1 else pl.DataFrame(schema=CANDIDATE_SCHEMA)
+
+
+def retrieval_parts(
     model_dir: str | os.PathLike,
     tfrecords_dir: str | os.PathLike,
     k: int = 100,
     device: str | None = None,
     image_embeddings: pl.DataFrame | None = None,
-) -> tuple[pl.DataFrame, dict]:
-    """Top-``k`` candidates of every customer for the model's target week, plus timings for metadata.
+    part_customers: int = PART_CUSTOMERS,
+) -> tuple[dict, Iterator[pl.DataFrame]]:
+    """Top-``k`` candidates of every customer for the model's target week, as ``top_k_parts``; with the week,
+    sizes and embedding time for metadata (the parts are computed as they are consumed).
 
     ``image_embeddings``: the frame the model was trained with, when it uses images (see ``load_model``).
     """
@@ -273,16 +310,29 @@ def retrieve(
     users, items = tfr.load_serving_features(tfrecords_dir)
     u = user_embeddings(model, users)
     v = item_embeddings(model, items)
-    t1 = time.perf_counter()
-    cands = top_k(u, v, k, users["customer_idx"].to_numpy(), items["article_idx"].to_numpy(), device=device)
-    t2 = time.perf_counter()
     info = {
         "week": meta["week"],
         "n_customers": users.height,
         "n_articles": items.height,
         "k": k,
-        "embed_seconds": round(t1 - t0, 3),
-        "top_k_seconds": round(t2 - t1, 3),
+        "embed_seconds": round(time.perf_counter() - t0, 3),
         "device": str(tf_env.torch_device(device)),
     }
+    parts = top_k_parts(u, v, k, users["customer_idx"].to_numpy(), items["article_idx"].to_numpy(), device=device,
+                        part_customers=part_customers)
+    return info, parts
+
+
+def retrieve(
+    model_dir: str | os.PathLike,
+    tfrecords_dir: str | os.PathLike,
+    k: int = 100,
+    device: str | None = None,
+    image_embeddings: pl.DataFrame | None = None,
+) -> tuple[pl.DataFrame, dict]:
+    """``retrieval_parts`` in one frame (experiments and benchmarks on small worlds), with ``top_k_seconds``."""
+    info, parts = retrieval_parts(model_dir, tfrecords_dir, k, device, image_embeddings)
+    t0 = time.perf_counter()
+    cands = pl.concat([*parts, pl.DataFrame(schema=CANDIDATE_SCHEMA)])
+    info["top_k_seconds"] = round(time.perf_counter() - t0, 3)
     return cands, info

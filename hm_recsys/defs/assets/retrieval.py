@@ -167,7 +167,7 @@ def build(weeks: dg.PartitionsDefinition, configs: dict, automation: dg.Automati
 
     @dg.asset(
         deps=[two_tower_finetuned, tfrecords, "image_embeddings", *TABLES], pool=GPU_POOL,  # tfrecords: the serving features
-        code_version=code_version("2", RetrievalConfig),
+        code_version=code_version("3", RetrievalConfig),
         kinds={"tensorflow", "parquet"}, op_tags=gpu, **common,
         # No label is read here: the recall against the week's purchases (and its floor check) is the evaluation's,
         # which declares the transactions, so it is recomputed when the week's purchases arrive.
@@ -176,24 +176,34 @@ def build(weeks: dg.PartitionsDefinition, configs: dict, automation: dg.Automati
     def retrieval_candidates(context: dg.AssetExecutionContext, config: RetrievalConfig, data: DataResource,
                              compute: ComputeResource) -> dg.MaterializeResult:
         """Exact brute-force top-100 articles per customer from the fine-tuned towers; also the two_tower.csv submission."""
+        import time
+
         import polars as pl
 
         from hm_recsys import io, metrics
         from hm_recsys.defs.assets.baselines import write_recommender_submission
-        from hm_recsys.retrieval.brute_force import retrieve
+        from hm_recsys.retrieval.brute_force import CANDIDATE_SCHEMA, retrieval_parts
 
         key = context.partition_key
-        cands, timing = retrieve(data.paths.week_dir("models", key) / "two_tower_finetuned",
-                                 data.paths.week_dir("tfrecords", key), k=config.k, device=compute.torch_device(),
-                                 image_embeddings=load_image_embeddings(data))
-        path = io.write_parquet(cands, data.paths.week_dir("candidates", key) / "two_tower.parquet")
         tables = data.tables()
-        sub = write_recommender_submission(data, key, "two_tower", cands.filter(pl.col("rank") < metrics.K), tables)
-        meta = {"path": dg.MetadataValue.path(str(path)), "rows": cands.height, **config_metadata(config),
+        timing, parts = retrieval_parts(data.paths.week_dir("models", key) / "two_tower_finetuned",
+                                        data.paths.week_dir("tfrecords", key), k=config.k, device=compute.torch_device(),
+                                        image_embeddings=load_image_embeddings(data))
+        path = data.paths.week_dir("candidates", key) / "two_tower.parquet"
+        t0, rows, top, contract = time.perf_counter(), 0, [pl.DataFrame(schema=CANDIDATE_SCHEMA)], []
+        with io.parquet_parts(path, CANDIDATE_SCHEMA) as write:  # a part's customers are in no other part
+            for part in parts:
+                write(part)
+                rows += part.height
+                top.append(part.filter(pl.col("rank") < metrics.K))
+                contract.append(checks.check_contract(part, "two_tower", tables))
+        timing["top_k_seconds"] = round(time.perf_counter() - t0, 3)
+        sub = write_recommender_submission(data, key, "two_tower", pl.concat(top), tables)
+        meta = {"path": dg.MetadataValue.path(str(path)), "rows": rows, **config_metadata(config),
                 **{f"timing/{k}": v for k, v in timing.items() if isinstance(v, (int, float, str))}}
         return dg.MaterializeResult(
             data_version=data_version(path, data.paths.submission(key, "two_tower")), metadata=meta,
-            check_results=checks.for_week([checks.check_contract(cands, "two_tower", tables), *sub.check_results], key),
+            check_results=checks.for_week([checks.contract_of_parts(contract, rows), *sub.check_results], key),
         )
 
     return [tfrecords, two_tower_model, two_tower_finetuned, retrieval_candidates]
