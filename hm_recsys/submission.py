@@ -53,14 +53,22 @@ def fill_popular(recs: pl.DataFrame, popular: list[int], n_customers: int, k: in
     )
 
 
-def to_kaggle(recs: pl.DataFrame, tables: Tables) -> pl.DataFrame:
-    """Long frame -> one row per customer in ``customers.csv`` order with the original string ids."""
+# Customers per part when a submission is converted, validated or read back: the 1.37M customers' 16.5M ids as
+# strings at once (split, exploded, joined) were ~2.5 GiB of every step that writes or scores a submission.
+PART_CUSTOMERS = 1 << 17
+
+
+def to_kaggle(recs: pl.DataFrame, tables: Tables, customers: pl.DataFrame | None = None) -> pl.DataFrame:
+    """Long frame -> one row per customer in ``customers.csv`` order with the original string ids.
+
+    ``customers``: the rows of ``tables.customers`` to convert (default: all of them)."""
+    customers = tables.customers if customers is None else customers
     ids = recs.join(tables.articles.select("article_idx", "article_id"), on="article_idx", how="left")
     wide = ids.sort("customer_idx", "rank").group_by("customer_idx", maintain_order=True).agg(
         prediction=pl.col("article_id").str.join(" ")
     )
     return (
-        tables.customers.select("customer_idx", "customer_id")
+        customers.select("customer_idx", "customer_id")
         .join(wide, on="customer_idx", how="left")
         .sort("customer_idx")
         .select("customer_id", pl.col("prediction").fill_null(""))
@@ -69,24 +77,37 @@ def to_kaggle(recs: pl.DataFrame, tables: Tables) -> pl.DataFrame:
 
 def validate_kaggle(sub: pl.DataFrame, tables: Tables, k: int = K, source: str = "submission") -> None:
     """Raise ``SubmissionError`` naming the row and value that Kaggle's format check would reject."""
+    _validate_customers(sub, tables, source)
+    for first in range(0, sub.height, PART_CUSTOMERS):
+        _validate_predictions(sub.slice(first, PART_CUSTOMERS), tables, k, source, first)
+
+
+def _validate_customers(sub: pl.DataFrame, tables: Tables, source: str) -> None:
+    """Header, and every customer exactly once (the customer_id column only: cheap for the whole file)."""
     if sub.columns != HEADER:
         raise SubmissionError(f"{source}: header must be {HEADER}, got {sub.columns}")
     if sub.height != tables.n_customers:
         raise SubmissionError(f"{source}: {sub.height} rows, expected one per customer ({tables.n_customers})")
-    dup = sub.filter(pl.col("customer_id").is_duplicated())
+    ids = sub.select("customer_id")
+    dup = ids.filter(pl.col("customer_id").is_duplicated())
     if dup.height:
         raise SubmissionError(f"{source}: customer_id {dup['customer_id'][0]!r} appears more than once")
-    unknown = sub.join(tables.customers.select("customer_id"), on="customer_id", how="anti")
+    unknown = ids.join(tables.customers.select("customer_id"), on="customer_id", how="anti")
     if unknown.height:
         raise SubmissionError(f"{source}: unknown customer_id {unknown['customer_id'][0]!r}")
-    items = sub.with_row_index("row", offset=1).with_columns(ids=pl.col("prediction").str.split(" "))
+
+
+def _validate_predictions(part: pl.DataFrame, tables: Tables, k: int, source: str, offset: int) -> pl.DataFrame:
+    """12 distinct well-formed known article ids in each row of ``part`` (file rows ``offset + 1`` on); returns the
+    ids one row each (``row``, ``ids``)."""
+    items = part.with_row_index("row", offset=offset + 1).with_columns(ids=pl.col("prediction").str.split(" "))
     bad_len = items.filter(
         (pl.col("ids").list.len() != k) | (pl.col("ids").list.unique().list.len() != k)
     )
     if bad_len.height:
         r = bad_len.row(0, named=True)
         raise SubmissionError(f"{source}: row {r['row']} ({r['customer_id']}) needs {k} distinct ids, got {r['prediction']!r}")
-    flat = items.select("row", "ids").explode("ids")
+    flat = items.select("row", "customer_id", "ids").explode("ids")
     bad_id = flat.filter(~pl.col("ids").str.contains(rf"^\d{{{ARTICLE_ID_DIGITS}}}$"))
     if bad_id.height:
         r = bad_id.row(0, named=True)
@@ -95,26 +116,36 @@ def validate_kaggle(sub: pl.DataFrame, tables: Tables, k: int = K, source: str =
     if unknown_a.height:
         r = unknown_a.row(0, named=True)
         raise SubmissionError(f"{source}: row {r['row']} names unknown article {r['ids']!r}")
+    return flat
 
 
 def write_submission(recs: pl.DataFrame, popular: list[int], tables: Tables, path: str | Path) -> pl.DataFrame:
-    """Fill, convert, validate, then write atomically; returns the filled long frame."""
-    filled = fill_popular(recs, popular, tables.n_customers)
-    sub = to_kaggle(filled, tables)
-    validate_kaggle(sub, tables, source=str(path))
-    io.write_csv(sub, path)
+    """Fill, convert and validate ``PART_CUSTOMERS`` customers at a time, written atomically; returns the filled long frame."""
+    filled = fill_popular(recs, popular, tables.n_customers)  # k rows a customer, by customer_idx: parts are slices
+    with io.atomic_path(path) as tmp, open(tmp, "wb") as out:
+        for first in range(0, tables.n_customers, PART_CUSTOMERS):
+            customers = tables.customers.slice(first, PART_CUSTOMERS)  # row i is customer_idx i
+            sub = to_kaggle(filled.slice(first * K, customers.height * K), tables, customers)
+            if sub.columns != HEADER or sub.height != customers.height:
+                raise SubmissionError(f"{path}: customers {first}..{first + customers.height - 1} did not convert one row each")
+            _validate_predictions(sub, tables, K, str(path), first)
+            sub.write_csv(out, include_header=first == 0)
     return filled
 
 
 def read_submission(path: str | Path, tables: Tables) -> pl.DataFrame:
-    """A Kaggle-format file back to the long frame, for scoring exactly what was written."""
+    """A Kaggle-format file back to the long frame, for scoring exactly what was written (validated as read)."""
     sub = pl.read_csv(path, schema={"customer_id": pl.String, "prediction": pl.String})
-    validate_kaggle(sub, tables, source=str(path))
-    return (
-        sub.join(tables.customers.select("customer_id", "customer_idx"), on="customer_id")
-        .with_columns(article_id=pl.col("prediction").str.split(" "))
-        .explode("article_id")
-        .with_columns(rank=pl.int_range(pl.len()).over("customer_idx").cast(pl.Int16))
-        .join(tables.articles.select("article_id", "article_idx"), on="article_id")
-        .select("customer_idx", "article_idx", "rank")
-    )
+    _validate_customers(sub, tables, str(path))
+    customer_idx = tables.customers.select("customer_id", "customer_idx")
+    articles = tables.articles.select(pl.col("article_id").alias("ids"), "article_idx")
+    parts = [pl.DataFrame(schema={"customer_idx": pl.Int32, "article_idx": pl.Int32, "rank": pl.Int16})]
+    for first in range(0, sub.height, PART_CUSTOMERS):
+        flat = _validate_predictions(sub.slice(first, PART_CUSTOMERS), tables, K, str(path), first)
+        parts.append(
+            flat.join(customer_idx, on="customer_id", maintain_order="left")
+            .with_columns(rank=pl.int_range(pl.len()).over("row").cast(pl.Int16))
+            .join(articles, on="ids", maintain_order="left")
+            .select(pl.col("customer_idx").cast(pl.Int32), pl.col("article_idx").cast(pl.Int32), "rank")
+        )
+    return pl.concat(parts)

@@ -44,3 +44,28 @@ def test_valid_file_passes(tiny_tables):
 def test_invalid_files_are_named(tiny_tables, mutate, message):
     with pytest.raises(SubmissionError, match=message):
         submission.validate_kaggle(mutate(_valid(tiny_tables)), tiny_tables)
+
+
+def test_written_and_read_in_parts_as_in_one_piece(tiny_tables, tmp_path, monkeypatch):
+    """Submissions are converted, validated and read back ``PART_CUSTOMERS`` customers at a time (1.37M customers'
+    ids as strings at once cost ~2.5 GiB): the same bytes and the same long frame whatever the part size, and a bad
+    row in a later part is named by its row in the file."""
+    recs = pl.DataFrame({"customer_idx": [0, 0, 5, 9, 9], "article_idx": [3, 4, 8, 1, 2], "rank": [0, 1, 0, 0, 1]},
+                        schema={"customer_idx": pl.Int32, "article_idx": pl.Int32, "rank": pl.Int16})
+    popular = list(range(10, 40))
+    got = {}
+    for part in (tiny_tables.n_customers + 5, 7, 1):
+        monkeypatch.setattr(submission, "PART_CUSTOMERS", part)
+        path = tmp_path / f"part{part}.csv"
+        filled = submission.write_submission(recs, popular, tiny_tables, path)
+        back = submission.read_submission(path, tiny_tables)
+        assert back.sort("customer_idx", "rank").equals(filled)
+        got[part] = path.read_bytes()
+        rows = path.read_text().splitlines()
+        assert rows[0] == "customer_id,prediction" and len(rows) == tiny_tables.n_customers + 1
+    assert got[7] == got[1] == got[tiny_tables.n_customers + 5]
+    lines = got[7].decode().splitlines()
+    lines[20] = lines[20].rsplit(" ", 1)[0] + " 0999999999"  # file row 20 (after the header), in the third part of 7
+    (tmp_path / "bad.csv").write_text("\n".join(lines) + "\n")
+    with pytest.raises(SubmissionError, match="row 20 names unknown article '0999999999'"):
+        submission.read_submission(tmp_path / "bad.csv", tiny_tables)

@@ -126,7 +126,7 @@ def _keras_classes():
             return tf.math.l2_normalize(self.head(self.hidden(x)), axis=1)
 
     class ItemTower(tf.keras.Model):
-        def __init__(self, vocab_sizes: dict, cfg: TwoTowerConfig, categoricals: list[str], image_shape: tuple[int, int] | None):
+        def __init__(self, vocab_sizes: dict, cfg: TwoTowerConfig, categoricals: list[str], images: np.ndarray | None):
             super().__init__(name="item_tower")
             self.cfg = cfg
             self.categoricals = list(categoricals)
@@ -136,10 +136,12 @@ def _keras_classes():
                 tf.keras.layers.Embedding(vocab_sizes[c], cfg.categorical_dim, name=f"{c}_embedding") for c in self.categoricals
             ]
             self.image_table = None
-            if image_shape is not None:
-                # a variable so it is placed on the device once; a fixed input, so checkpoints leave it out
+            if images is not None:
+                # a variable so it is placed on the device once; a fixed input, so checkpoints leave it out.
+                # Created from the matrix itself: zeros then assign kept a second 0.84 GiB copy resident at full scale.
                 self.image_table = self.add_weight(
-                    name="image_table", shape=image_shape, dtype=tf.float32, initializer="zeros", trainable=False
+                    name="image_table", shape=images.shape, dtype=tf.float32, trainable=False,
+                    initializer=lambda shape, dtype=None: images,
                 )
                 self.image_projection = tf.keras.layers.Dense(cfg.image_dim, name="image_projection")
             self.hidden = tf.keras.layers.Dense(cfg.hidden_dim, activation="relu", name="hidden")
@@ -208,13 +210,11 @@ def build_model(manifest: dict, config: TwoTowerConfig, images: np.ndarray | Non
         raise ValueError("config.use_images is set but no image matrix was given")
     if images is not None and images.shape[0] != manifest["n_articles"]:
         raise ValueError(f"image matrix has {images.shape[0]} rows, the TFRecords have {manifest['n_articles']} articles")
-    image_shape = tuple(images.shape) if config.use_images else None
     user = UserTower(manifest["vocab_sizes"], config)
-    item = ItemTower(manifest["vocab_sizes"], config, _categoricals(manifest), image_shape)
+    item = ItemTower(manifest["vocab_sizes"], config, _categoricals(manifest),
+                     np.ascontiguousarray(images, dtype=np.float32) if config.use_images else None)
     model = TwoTowerModel(user, item, config)
     _build(model, manifest)
-    if image_shape is not None:
-        item.image_table.assign(images)
     return model
 
 
