@@ -9,6 +9,7 @@ from __future__ import annotations
 
 from pathlib import Path
 
+import numpy as np
 import polars as pl
 
 from hm_recsys import io
@@ -24,32 +25,44 @@ class SubmissionError(ValueError):
 
 
 def fill_popular(recs: pl.DataFrame, popular: list[int], n_customers: int, k: int = K) -> pl.DataFrame:
-    """Every customer ``0..n_customers-1`` gets exactly ``k`` distinct articles: their own first, then ``popular``."""
+    """Every customer ``0..n_customers-1`` gets exactly ``k`` distinct articles: their own first, then ``popular``.
+
+    Returns ``customer_idx, article_idx, rank`` sorted by customer then rank. Which fill articles a customer gets is
+    a ``[customers, 2k]`` boolean matrix (33 MB at full scale), not a customers x 2k cross join of rows (~3 GiB)."""
     if len(set(popular)) < k:
         raise ValueError(f"the popular fill list needs {k} distinct articles, got {len(set(popular))}")
+    # a customer's best copy of each article: sorts, not a hash of the 16.5M pairs (unique() peaked at +2 GiB)
+    ranked = (recs.select(pl.col("customer_idx").cast(pl.Int32), pl.col("article_idx").cast(pl.Int32), "rank")
+              .sort("customer_idx", "rank", "article_idx").with_row_index("pos"))
     own = (
-        recs.select("customer_idx", "article_idx", "rank")
-        .sort("customer_idx", "rank", "article_idx")
-        .unique(["customer_idx", "article_idx"], keep="first", maintain_order=True)
+        ranked.sort("customer_idx", "article_idx", "pos")
+        .filter(pl.col("customer_idx").ne_missing(pl.col("customer_idx").shift(1))
+                | pl.col("article_idx").ne_missing(pl.col("article_idx").shift(1)))
+        .sort("pos")
         .with_columns(order=pl.int_range(pl.len()).over("customer_idx"))
         .filter(pl.col("order") < k)
     )
-    fill = pl.DataFrame(
-        {"article_idx": pl.Series(list(dict.fromkeys(popular))[: 2 * k], dtype=pl.Int32)}
-    ).with_row_index("fill_order")
-    customers = pl.DataFrame({"customer_idx": pl.arange(0, n_customers, eager=True).cast(pl.Int32)})
-    filler = (
-        customers.join(fill, how="cross")
-        .join(own.select("customer_idx", "article_idx"), on=["customer_idx", "article_idx"], how="anti")
-        .with_columns(order=(pl.col("fill_order").cast(pl.Int64) + k))
-        .select("customer_idx", "article_idx", "order")
-    )
+    customers, articles = own["customer_idx"].to_numpy(), own["article_idx"].to_numpy()
+    outside = (customers < 0) | (customers >= n_customers)
+    if outside.any():
+        raise ValueError(f"recommendations: customer_idx {customers[outside][0]} is outside 0..{n_customers - 1}")
+    fill = np.asarray(list(dict.fromkeys(popular))[: 2 * k], dtype=np.int32)
+    slot = np.full(max(int(fill.max()), int(articles.max(initial=0))) + 1, -1, dtype=np.int64)
+    slot[fill] = np.arange(len(fill))
+    j = slot[articles]  # the fill slot of each own article, -1 if none
+    taken = np.zeros((n_customers, len(fill)), dtype=bool)
+    taken[customers[j >= 0], j[j >= 0]] = True
+    need = k - np.bincount(customers, minlength=n_customers)  # own rows are at most k a customer
+    usable = ~taken
+    usable &= np.cumsum(usable, axis=1, dtype=np.int16) <= need[:, None]
+    rows, cols = np.nonzero(usable)  # customer ascending, then fill order
+    filler = pl.DataFrame({"customer_idx": rows.astype(np.int32), "article_idx": fill[cols],
+                           "order": cols.astype(np.int64) + k})
     return (
-        pl.concat([own.select("customer_idx", "article_idx", "order"), filler])
+        pl.concat([own.select("customer_idx", "article_idx", pl.col("order").cast(pl.Int64)), filler])
         .sort("customer_idx", "order")
         .with_columns(rank=pl.int_range(pl.len()).over("customer_idx").cast(pl.Int16))
-        .filter(pl.col("rank") < k)
-        .select(pl.col("customer_idx").cast(pl.Int32), pl.col("article_idx").cast(pl.Int32), "rank")
+        .select("customer_idx", "article_idx", "rank")
     )
 
 

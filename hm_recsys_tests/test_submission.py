@@ -69,3 +69,25 @@ def test_written_and_read_in_parts_as_in_one_piece(tiny_tables, tmp_path, monkey
     (tmp_path / "bad.csv").write_text("\n".join(lines) + "\n")
     with pytest.raises(SubmissionError, match="row 20 names unknown article '0999999999'"):
         submission.read_submission(tmp_path / "bad.csv", tiny_tables)
+
+
+def test_fill_matches_a_plain_python_reference_and_names_unknown_customers():
+    """Random recommendations with duplicates, ties and popular articles among them, against the rule in words:
+    a customer's own articles by rank (ties: smaller article; a repeat keeps its best rank), then the popular list
+    minus those, cut to 12."""
+    import numpy as np
+
+    rng = np.random.default_rng(7)
+    n, popular = 50, [int(a) for a in rng.permutation(40)[:30]]
+    recs = pl.DataFrame({"customer_idx": rng.integers(0, n, 400), "article_idx": rng.integers(0, 60, 400),
+                         "rank": rng.integers(0, 20, 400)},
+                        schema={"customer_idx": pl.Int32, "article_idx": pl.Int32, "rank": pl.Int16})
+    got = submission.fill_popular(recs, popular, n)
+    for c in range(n):
+        mine = sorted((r, a) for cc, a, r in recs.iter_rows() if cc == c)
+        want = list(dict.fromkeys([a for _, a in mine]))[:12]
+        want += [a for a in popular if a not in want][: 12 - len(want)]
+        assert got.filter(pl.col("customer_idx") == c)["article_idx"].to_list() == want, c
+    assert got["rank"].to_list() == list(range(12)) * n
+    with pytest.raises(ValueError, match="customer_idx 50 is outside 0..49"):
+        submission.fill_popular(recs.with_columns(pl.lit(50, dtype=pl.Int32).alias("customer_idx")), popular, n)
