@@ -8,10 +8,11 @@ that is renamed into place at the end (``io.atomic_path``): a reader sees the ol
 
 Sizing ``DEFAULT_BUCKET_CUSTOMERS``: the feature and scoring steps hold one bucket's feature frame plus the
 joins' and CatBoost's transient copies, a peak that grows linearly with the bucket's candidate rows
-(benchmarks/bucketed_memory.py fits it and extrapolates). At ~195 candidates per customer, 25,000 customers
-(~4.9M rows, 55 buckets for the full data) keep a bucket's share to a few GiB on top of the loaded tables
-and image vectors, well under the 16 GiB ceiling with room for a wider feature set; smaller buckets cost
-little (one filtered scan of the history and of each source file per bucket) but gain nothing further.
+(benchmarks/bucketed_memory.py fits it and extrapolates). At ~195 candidates per customer, 12,500 customers
+(~2.4M rows, 110 buckets for the full data): on the full world one bucket's features peaked 3.81 GiB against
+5.27 GiB for 25,000 (the loaded tables and image vectors included), in the same 7 s, and the union step took
+99 s / 1.52 GiB against 115 s / 1.98 GiB (docs/measurements.md). Which rows the ranker trains on and what it
+recommends do not depend on the size.
 """
 
 from __future__ import annotations
@@ -27,7 +28,7 @@ import polars as pl
 
 from hm_recsys.io import atomic_path
 
-DEFAULT_BUCKET_CUSTOMERS = 25_000
+DEFAULT_BUCKET_CUSTOMERS = 12_500
 _FILE = re.compile(r"^bucket=(\d+)\.parquet$")
 
 
