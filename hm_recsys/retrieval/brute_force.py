@@ -173,9 +173,9 @@ def _grouped_topk(torch, scores, k: int, n_valid: int | None = None, ordered: bo
     return vals, idx
 
 
-# Customers per part of ``top_k_parts``: 131k x k=100 = 13M rows (~190 MB as a frame). Why parts: the full
-# catalogue's 1.37M x 100 = 137M rows held at once (plus the copies a filter or a check makes) were most of the
-# retrieval step's 10.9 GiB (benchmarks/results/2026-12-07_full_run.txt).
+# Customers per part of ``top_k_parts``: 131k x k=100 = 13M rows (~190 MB as a frame). Why parts: all 1.37M
+# customers' 137M rows held at once (plus the copies a filter or a check makes) were 1.3 GiB of the retrieval
+# step's 10.9 (benchmarks/results/2026-12-07_step_memory_full.txt), and grow with customers x k.
 PART_CUSTOMERS = 1 << 17
 
 
