@@ -28,7 +28,7 @@ def fill_popular(recs: pl.DataFrame, popular: list[int], n_customers: int, k: in
     """Every customer ``0..n_customers-1`` gets exactly ``k`` distinct articles: their own first, then ``popular``.
 
     Returns ``customer_idx, article_idx, rank`` sorted by customer then rank. Which fill articles a customer gets is
-    a ``[customers, 2k]`` boolean matrix (33 MB at full scale), not a customers x 2k cross join of rows (~3 GiB)."""
+    a ``[customers, 2k]`` boolean matrix (33 MB at full scale), not a customers x 2k cross join of rows."""
     if len(set(popular)) < k:
         raise ValueError(f"the popular fill list needs {k} distinct articles, got {len(set(popular))}")
     # a customer's best copy of each article: sorts, not a hash of the 16.5M pairs (unique() peaked at +2 GiB)
@@ -66,8 +66,8 @@ def fill_popular(recs: pl.DataFrame, popular: list[int], n_customers: int, k: in
     )
 
 
-# Customers per part when a submission is converted, validated or read back: the 1.37M customers' 16.5M ids as
-# strings at once (split, exploded, joined) were ~2.5 GiB of every step that writes or scores a submission.
+# Customers per part when a submission is converted, validated or read back: what is held as strings (split,
+# exploded, joined) grows with this, not with all 1.37M customers' 16.5M ids.
 PART_CUSTOMERS = 1 << 17
 
 
