@@ -289,6 +289,44 @@ def stage_table(rows: list[tuple]) -> list[str]:
     return out
 
 
+def concurrency_table(rows: list[tuple]) -> list[str]:
+    """Wall seconds, from the first step's start to the last step's end, during which n steps ran at once: on 2
+    cores, time with fewer than 2 steps running is a core the schedule left idle (whatever the steps' threads)."""
+    if not rows:
+        return []
+    edges = sorted([(r[0], 1) for r in rows] + [(r[0] + r[3], -1) for r in rows])
+    spans: dict[int, float] = collections.defaultdict(float)
+    running, prev = 0, edges[0][0]
+    for t, delta in edges:
+        spans[running] += t - prev
+        running, prev = running + delta, t
+    total = sum(spans.values()) or 1.0
+    out = ["| steps running | wall s | share |", "|---:|---:|---:|"]
+    out += [f"| {n} | {spans[n]:,.0f} | {spans[n] / total:.0%} |" for n in sorted(spans) if spans[n] >= 1]
+    return out
+
+
+def run_timeline(instance) -> list[str]:
+    """Every run in creation order: its stage (its job where untagged), week and status, and when it was queued, started and ended
+    (seconds from the first run's creation): which run waited for which."""
+    import dagster as dg
+
+    runs = sorted(instance.get_run_records(), key=lambda r: r.create_timestamp.timestamp())
+    if not runs:
+        return []
+    t0 = runs[0].create_timestamp.timestamp()
+    out = ["| stage | week | status | queued s | started s | ended s | ran s |", "|---|---|---|---:|---:|---:|---:|"]
+    for rec in runs:
+        run = rec.dagster_run
+        start, end = rec.start_time, rec.end_time
+        fmt = lambda t: "-" if t is None else f"{t - t0:,.0f}"  # noqa: E731
+        ran = "-" if start is None or end is None else f"{end - start:,.0f}"
+        status = run.status.value if isinstance(run.status, dg.DagsterRunStatus) else str(run.status)
+        out.append(f"| {run.tags.get('hm_recsys/stage', run.job_name)} | {run.tags.get('dagster/partition', '-')} | {status} | "
+                   f"{rec.create_timestamp.timestamp() - t0:,.0f} | {fmt(start)} | {fmt(end)} | {ran} |")
+    return out
+
+
 def map_table(root: Path) -> list[str]:
     reports = sorted(root.glob("reports/*/metrics.json"))
     metrics = [m for m in (json.loads(r.read_text()) for r in reports) if m.get("buyers")]  # not the production week
@@ -352,6 +390,7 @@ def build_table(data_dir: Path, rss_paths: list[Path], instance=None) -> str:
                     n = next((md[k].value for k in ROW_KEYS if k in md), None)
                 rows.append((step.start_time, step.step_key, week, step.end_time - step.start_time,
                              proc.get("hwm_gib"), proc.get("write_mb"), n, proc.get("cpu_s")))
+        timeline = run_timeline(instance)
     rows.sort()
     low_text = "-" if low is None else f"{low:.1f} GiB"
     out = [f"# {data_dir}: {len(rows)} steps, in start order; peak RSS = the step process's VmHWM "
@@ -372,6 +411,10 @@ def build_table(data_dir: Path, rss_paths: list[Path], instance=None) -> str:
                    f"step running (gaps between runs, restarts and killed attempts excluded), {last - first:.0f} s "
                    f"from the first start to the last end; max peak RSS {max((r[4] or 0) for r in rows):.2f} GiB")
         out += ["\nby stage (summed over the steps of every week; steps of concurrent runs overlap):", *stage_table(rows)]
+        out += ["\nsteps running at once (first start to last end; on 2 cores, fewer than 2 leaves a core idle):",
+                *concurrency_table(rows)]
+    if timeline:
+        out += ["\nruns, in the order they were created (seconds from the first):", *timeline]
     if any(rec.get("cpu_s") for recs in procs.values() for rec in recs):
         out += ["\nCPU of every sampled process by kind (the command's whole tree):", *cpu_by_kind(procs)]
     mp = map_table(data_dir)
