@@ -307,23 +307,25 @@ def concurrency_table(rows: list[tuple]) -> list[str]:
 
 
 def run_timeline(instance) -> list[str]:
-    """Every run in creation order: its stage (its job where untagged), week and status, and when it was queued, started and ended
-    (seconds from the first run's creation): which run waited for which."""
-    import dagster as dg
+    """Every run in creation order: its stage (its job where untagged), week and status, and when it was queued,
+    started and ended (seconds from the first run's creation): which run waited for which."""
+    from hm_recsys.defs.jobs import STAGE_TAG
 
     runs = sorted(instance.get_run_records(), key=lambda r: r.create_timestamp.timestamp())
     if not runs:
         return []
     t0 = runs[0].create_timestamp.timestamp()
+
+    def since(t: float | None) -> str:
+        return "-" if t is None else f"{t - t0:,.0f}"
+
     out = ["| stage | week | status | queued s | started s | ended s | ran s |", "|---|---|---|---:|---:|---:|---:|"]
     for rec in runs:
         run = rec.dagster_run
-        start, end = rec.start_time, rec.end_time
-        fmt = lambda t: "-" if t is None else f"{t - t0:,.0f}"  # noqa: E731
-        ran = "-" if start is None or end is None else f"{end - start:,.0f}"
-        status = run.status.value if isinstance(run.status, dg.DagsterRunStatus) else str(run.status)
-        out.append(f"| {run.tags.get('hm_recsys/stage', run.job_name)} | {run.tags.get('dagster/partition', '-')} | {status} | "
-                   f"{rec.create_timestamp.timestamp() - t0:,.0f} | {fmt(start)} | {fmt(end)} | {ran} |")
+        ran = "-" if rec.start_time is None or rec.end_time is None else f"{rec.end_time - rec.start_time:,.0f}"
+        out.append(f"| {run.tags.get(STAGE_TAG, run.job_name)} | {run.tags.get('dagster/partition', '-')} | "
+                   f"{run.status.value} | {since(rec.create_timestamp.timestamp())} | {since(rec.start_time)} | "
+                   f"{since(rec.end_time)} | {ran} |")
     return out
 
 
