@@ -12,6 +12,7 @@ import dagster as dg
 from hm_recsys.defs import checks
 from hm_recsys.defs.jobs import CPU_TAGS
 from hm_recsys.defs.mlflow_logging import markdown_table
+from hm_recsys.defs.priority import yield_cpu
 from hm_recsys.defs.resources import DataResource, MlflowTracking
 from hm_recsys.defs.versioning import code_version, data_version
 
@@ -37,6 +38,7 @@ def build(weeks: dg.PartitionsDefinition, recommenders: dict[str, str], automati
     )
     def evaluation(context: dg.AssetExecutionContext, data: DataResource, mlflow: MlflowTracking) -> dg.MaterializeResult:
         """MAP@12 (Kaggle's definition) of each recommender's CSV, scored from the file as written."""
+        yield_cpu(context.run.tags)
         import mlflow as mlf
 
         from hm_recsys import io

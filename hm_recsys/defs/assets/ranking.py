@@ -21,6 +21,7 @@ from hm_recsys.defs.assets.retrieval import GROUP as RETRIEVAL
 from hm_recsys.defs.jobs import CPU_TAGS, GPU_POOL, GPU_TAGS
 from hm_recsys.defs.mlflow_logging import markdown_table, png_markdown
 from hm_recsys.defs.partitions import TRAIN_WEEKS
+from hm_recsys.defs.priority import yield_cpu
 from hm_recsys.defs.resources import ComputeResource, DataResource, MlflowTracking
 from hm_recsys.defs.versioning import code_version, config_hash, config_metadata, data_version, describe, dict_hash
 
@@ -138,6 +139,7 @@ def build(weeks: dg.PartitionsDefinition, ranking_weeks: dg.PartitionsDefinition
     )
     def ranker_features(context: dg.AssetExecutionContext, config: FeaturesConfig, data: DataResource) -> dg.MaterializeResult:
         """User, article, cross, recency, embedding and source features for every candidate, bucket by bucket, as of the week's cutoff."""
+        yield_cpu(context.run.tags)
         from hm_recsys.ranking.bucketed import write_feature_buckets
         from hm_recsys.weeks import TargetWeek
 
@@ -198,6 +200,7 @@ def build(weeks: dg.PartitionsDefinition, ranking_weeks: dg.PartitionsDefinition
     def ranker_hparams(context: dg.AssetExecutionContext, config: RankerTuningConfig, data: DataResource,
                        compute: ComputeResource, mlflow: MlflowTracking) -> dg.MaterializeResult:
         """Optuna study of CatBoost's depth, learning rate, L2 and trees by MAP@12 on the newest training week, and the blend weight."""
+        yield_cpu(context.run.tags)
         import json
 
         import mlflow as mlf
@@ -255,6 +258,7 @@ def build(weeks: dg.PartitionsDefinition, ranking_weeks: dg.PartitionsDefinition
     def ranker_model(context: dg.AssetExecutionContext, data: DataResource, compute: ComputeResource,
                      mlflow: MlflowTracking) -> dg.MaterializeResult:
         """CatBoost trained with the tuned parameters on all training weeks; saved, registered in MLflow."""
+        yield_cpu(context.run.tags)
         import json
 
         import catboost
@@ -297,6 +301,7 @@ def build(weeks: dg.PartitionsDefinition, ranking_weeks: dg.PartitionsDefinition
     )
     def final(context: dg.AssetExecutionContext, data: DataResource) -> dg.MaterializeResult:
         """Ranker top-12 per customer (blended with the heuristic order by the tuned weight), popular fill: the Kaggle final.csv."""
+        yield_cpu(context.run.tags)
         import json
 
         from hm_recsys.baselines import popular_articles

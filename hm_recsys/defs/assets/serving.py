@@ -9,6 +9,7 @@ import dagster as dg
 
 from hm_recsys.defs import checks
 from hm_recsys.defs.jobs import CPU_TAGS
+from hm_recsys.defs.priority import yield_cpu
 from hm_recsys.defs.resources import DataResource
 from hm_recsys.defs.versioning import code_version
 
@@ -54,6 +55,7 @@ def build(ranking_weeks: dg.PartitionsDefinition, automation: dg.AutomationCondi
     )
     def serving_snapshot(context: dg.AssetExecutionContext, data: DataResource) -> dg.MaterializeResult:
         """The week's final.csv and its popular fallbacks (overall, per age group) as a versioned snapshot the API serves."""
+        yield_cpu(context.run.tags)
         import time
 
         from hm_recsys.serving.snapshot import (

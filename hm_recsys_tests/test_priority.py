@@ -1,0 +1,38 @@
+"""Features and ranking steps give the cores to the week runs: only in a step's own process, only for their stages."""
+
+import multiprocessing
+import os
+
+from hm_recsys.defs.jobs import STAGE_TAG
+from hm_recsys.defs.priority import STAGE_NICENESS, yield_cpu
+
+
+def _child(stage, queue):
+    before = os.nice(0)
+    applied = yield_cpu({STAGE_TAG: stage} if stage else {})
+    queue.put((applied, os.nice(0) - before))
+
+
+def _in_spawned_child(stage):
+    ctx = multiprocessing.get_context("spawn")  # as the multiprocess executor starts each step
+    queue = ctx.Queue()
+    proc = ctx.Process(target=_child, args=(stage, queue))
+    proc.start()
+    out = queue.get(timeout=60)
+    proc.join(timeout=60)
+    return out
+
+
+def test_ranking_and_features_steps_lower_their_own_process_only():
+    assert STAGE_NICENESS["ranking"] > 0 and STAGE_NICENESS["features"] > 0
+    for stage in ("ranking", "features"):
+        assert _in_spawned_child(stage) == (STAGE_NICENESS[stage], STAGE_NICENESS[stage])
+    for stage in ("week", "tables", None):
+        assert _in_spawned_child(stage) == (0, 0)
+
+
+def test_a_process_that_runs_other_steps_keeps_its_priority():
+    before = os.nice(0)
+    assert yield_cpu({STAGE_TAG: "ranking"}) == 0  # pytest's process: not a multiprocessing child
+    assert yield_cpu({STAGE_TAG: "ranking"}, own_process=False) == 0
+    assert os.nice(0) == before
