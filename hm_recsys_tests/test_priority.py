@@ -2,15 +2,27 @@
 
 import multiprocessing
 import os
+import threading
 
 from hm_recsys.defs.jobs import STAGE_TAG
 from hm_recsys.defs.priority import STAGE_NICENESS, yield_cpu
 
 
+def _thread_nices():
+    return sorted(os.getpriority(os.PRIO_PROCESS, int(t)) for t in os.listdir("/proc/self/task"))
+
+
 def _child(stage, queue):
-    before = os.nice(0)
+    started, stop = threading.Event(), threading.Event()
+    worker = threading.Thread(target=lambda: (started.set(), stop.wait()))  # a pool thread started before the step
+    worker.start()
+    started.wait()
+    before = _thread_nices()
     applied = yield_cpu({STAGE_TAG: stage} if stage else {})
-    queue.put((applied, os.nice(0) - before))
+    after = _thread_nices()
+    stop.set()
+    worker.join()
+    queue.put((applied, {b - a for a, b in zip(before, after)}))
 
 
 def _in_spawned_child(stage):
@@ -26,9 +38,9 @@ def _in_spawned_child(stage):
 def test_ranking_and_features_steps_lower_their_own_process_only():
     assert STAGE_NICENESS["ranking"] > 0 and STAGE_NICENESS["features"] > 0
     for stage in ("ranking", "features"):
-        assert _in_spawned_child(stage) == (STAGE_NICENESS[stage], STAGE_NICENESS[stage])
+        assert _in_spawned_child(stage) == (STAGE_NICENESS[stage], {STAGE_NICENESS[stage]})  # every thread
     for stage in ("week", "tables", None):
-        assert _in_spawned_child(stage) == (0, 0)
+        assert _in_spawned_child(stage) == (0, {0})
 
 
 def test_a_process_that_runs_other_steps_keeps_its_priority():

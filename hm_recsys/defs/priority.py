@@ -34,5 +34,20 @@ def yield_cpu(tags: dict, *, own_process: bool | None = None) -> int:
         own_process = multiprocessing.parent_process() is not None
     if not increment or not own_process:
         return 0
-    os.nice(increment)
+    _renice_every_thread(increment)
     return increment
+
+
+def _renice_every_thread(increment: int) -> None:
+    """On Linux a niceness belongs to a thread, and thread pools that loading the step's inputs started (polars',
+    arrow's) would keep the old one: renice each of this process's threads. New threads inherit their creator's."""
+    try:
+        tids = [int(t) for t in os.listdir("/proc/self/task")]
+    except FileNotFoundError:  # no procfs: the process's priority is all there is
+        os.nice(increment)
+        return
+    for tid in tids:
+        try:
+            os.setpriority(os.PRIO_PROCESS, tid, os.getpriority(os.PRIO_PROCESS, tid) + increment)
+        except ProcessLookupError:  # the thread ended meanwhile
+            pass
