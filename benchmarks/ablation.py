@@ -129,14 +129,23 @@ def arms(parts: tuple[str, ...]) -> dict[str, dict[str, bool]]:
 
 
 def main(argv: list[str] | None = None) -> int:
+    global TRAIN_WEEKS  # run_arm reads it
     ap = argparse.ArgumentParser(description=__doc__.splitlines()[0])
     ap.add_argument("--world", action="append", required=True, help="scale:seed (e.g. demo:0) or a data folder")
     ap.add_argument("--weeks", type=int, default=3, help="score the last N full weeks (default 3)")
     ap.add_argument("--train-seeds", type=int, nargs="+", default=[0],
                     help="training seeds; the first runs every arm, the others all_on and all_off")
+    ap.add_argument("--train-weeks", type=int, default=TRAIN_WEEKS,
+                    help=f"weeks the ranker learns from (default {TRAIN_WEEKS}, the pipeline's HM_RANKER_TRAIN_WEEKS)")
+    ap.add_argument("--arms", nargs="+", help="run only these arms (default: every arm)")
     args = ap.parse_args(argv)
+    TRAIN_WEEKS = args.train_weeks
     parts = PARTS
-    print(f"parts: {', '.join(parts)}; arms: {', '.join(arms(parts))}; training seeds {args.train_seeds}", flush=True)
+    chosen = arms(parts) if not args.arms else {a: on for a, on in arms(parts).items() if a in args.arms}
+    if args.arms and set(args.arms) - set(chosen):
+        ap.error(f"unknown arms {sorted(set(args.arms) - set(chosen))}; known: {', '.join(arms(parts))}")
+    print(f"parts: {', '.join(parts)}; arms: {', '.join(chosen)}; training seeds {args.train_seeds}; "
+          f"{TRAIN_WEEKS} training weeks", flush=True)
 
     results, recall_rows = [], []
     with tempfile.TemporaryDirectory() as tmp:
@@ -154,7 +163,7 @@ def main(argv: list[str] | None = None) -> int:
                 for heuristic, value in heuristic_maps(tables, week, truth).items():
                     results.append({"world": name, "arm": heuristic, "seed": None, "week": week.key, "final": value})
             for i, seed in enumerate(args.train_seeds):
-                for arm, on in arms(parts).items():
+                for arm, on in chosen.items():
                     if i and arm not in ("all_on", "all_off"):
                         continue
                     t0 = time.perf_counter()
@@ -173,7 +182,7 @@ def main(argv: list[str] | None = None) -> int:
     print("\nMAP@12, mean over the scored weeks (heuristics: seed null):")
     print(means.with_columns(pl.col("map12").round(5)))
     base = means.filter(pl.col("arm") == "all_off").select("world", "seed", pl.col("map12").alias("all_off"))
-    gains = (means.filter(pl.col("arm").is_in(list(arms(parts))))
+    gains = (means.filter(pl.col("arm").is_in(list(chosen)))
              .join(base, on=["world", "seed"]).with_columns(gain_pct=((pl.col("map12") / pl.col("all_off") - 1) * 100).round(1)))
     print("\nagainst all_off (the funnel before issue 19), same world and training seed:")
     print(gains.select("world", "arm", "seed", pl.col("map12").round(5), "gain_pct"))
