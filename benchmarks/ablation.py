@@ -91,14 +91,15 @@ def _without_sequence(frame: pl.DataFrame) -> pl.DataFrame:
     return frame.select(pl.exclude("^seq_.*$"))
 
 
-def run_arm(tables: Tables, frames: dict, eval_weeks: list[TargetWeek], on: dict[str, bool], seed: int) -> list[dict]:
+def run_arm(tables: Tables, frames: dict, eval_weeks: list[TargetWeek], on: dict[str, bool], seed: int,
+            train_weeks: int = TRAIN_WEEKS) -> list[dict]:
     """MAP@12 of ``final`` per eval week for one arm; tuning runs week by week (warm start reads the week before)."""
     prepare = (lambda f: f) if on["sequence"] else _without_sequence
     first = eval_weeks[0].shift(-1)
     tuned_weeks = [first, *eval_weeks] if on["tuning"] else eval_weeks
     previous, rows = None, []
     for week in tuned_weeks:
-        train = [prepare(frames[week.shift(-b).key, on["bpr"]]) for b in range(1, TRAIN_WEEKS + 1)]
+        train = [prepare(frames[week.shift(-b).key, on["bpr"]]) for b in range(1, train_weeks + 1)]
         options = dict(warm_start=previous, prune=True) if on["tuning"] else dict(n_startup_trials=N_TRIALS, prune=False)
         held_out = week.shift(-1)
         t0 = time.perf_counter()
@@ -129,7 +130,6 @@ def arms(parts: tuple[str, ...]) -> dict[str, dict[str, bool]]:
 
 
 def main(argv: list[str] | None = None) -> int:
-    global TRAIN_WEEKS  # run_arm reads it
     ap = argparse.ArgumentParser(description=__doc__.splitlines()[0])
     ap.add_argument("--world", action="append", required=True, help="scale:seed (e.g. demo:0) or a data folder")
     ap.add_argument("--weeks", type=int, default=3, help="score the last N full weeks (default 3)")
@@ -139,13 +139,12 @@ def main(argv: list[str] | None = None) -> int:
                     help=f"weeks the ranker learns from (default {TRAIN_WEEKS}, the pipeline's HM_RANKER_TRAIN_WEEKS)")
     ap.add_argument("--arms", nargs="+", help="run only these arms (default: every arm)")
     args = ap.parse_args(argv)
-    TRAIN_WEEKS = args.train_weeks
     parts = PARTS
     chosen = arms(parts) if not args.arms else {a: on for a, on in arms(parts).items() if a in args.arms}
     if args.arms and set(args.arms) - set(chosen):
         ap.error(f"unknown arms {sorted(set(args.arms) - set(chosen))}; known: {', '.join(arms(parts))}")
     print(f"parts: {', '.join(parts)}; arms: {', '.join(chosen)}; training seeds {args.train_seeds}; "
-          f"{TRAIN_WEEKS} training weeks", flush=True)
+          f"{args.train_weeks} training weeks", flush=True)
 
     results, recall_rows = [], []
     with tempfile.TemporaryDirectory() as tmp:
@@ -153,7 +152,7 @@ def main(argv: list[str] | None = None) -> int:
             name, tables = load_world(spec, Path(tmp))
             newest = last_full_week(tables)
             eval_weeks = [newest.shift(-i) for i in reversed(range(args.weeks))]
-            needed = sorted({w.shift(-b) for w in eval_weeks for b in range(TRAIN_WEEKS + 2)}, key=lambda w: w.start)
+            needed = sorted({w.shift(-b) for w in eval_weeks for b in range(args.train_weeks + 2)}, key=lambda w: w.start)
             print(f"world {name}: {tables.n_customers:,} customers, {tables.transactions.height:,} transactions; "
                   f"eval weeks {[w.key for w in eval_weeks]}", flush=True)
             frames, recall = build_weeks(tables, needed)
@@ -167,7 +166,7 @@ def main(argv: list[str] | None = None) -> int:
                     if i and arm not in ("all_on", "all_off"):
                         continue
                     t0 = time.perf_counter()
-                    rows = run_arm(tables, frames, eval_weeks, on, seed)
+                    rows = run_arm(tables, frames, eval_weeks, on, seed, args.train_weeks)
                     results += [{"world": name, "arm": arm, "seed": seed, **r} for r in rows]
                     mean = sum(r["final"] for r in rows) / len(rows)
                     weekly = ", ".join(f"{r['final']:.5f}" for r in rows)
